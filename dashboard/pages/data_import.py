@@ -1,0 +1,5 @@
+"""Page: data_import (placeholder until the page is built)."""
+
+from dashboard import common
+
+common.coming_soon("page.data_import")

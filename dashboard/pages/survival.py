@@ -1,0 +1,5 @@
+"""Page: survival (placeholder until the page is built)."""
+
+from dashboard import common
+
+common.coming_soon("page.survival")
