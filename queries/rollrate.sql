@@ -1,0 +1,185 @@
+-- name: rollrate_transitions
+-- Moves of filtered loans between delinquency buckets from month-end t-1 to month-end t,
+-- for every month t from $month_from to $month_to (month-end dates, none after $as_of),
+-- among loans active at t-1 (snapshot at t-1 whose status is neither paid_off nor
+-- charged_off). $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...;
+-- with n bounds, codes are 0 = C, 1..n = M1..Mn, n+1 = the open-ended M(n+1)+,
+-- n+2 = PAID and n+3 = WO (as in analysis/buckets.py).
+-- Rows are aggregated by dpd before bucketing, so the bucket lookup runs on few rows.
+-- One row per (month, from_code, to_code). Columns:
+--   month          DATE           month-end t
+--   from_code      INTEGER        bucket code at t-1 (0..n+1)
+--   to_code        INTEGER        state code at t (0..n+3); null when the loan has no
+--                                 snapshot at t
+--   loan_count     BIGINT         loans
+--   balance        DECIMAL(38,2)  outstanding principal at t-1, yuan
+--   next_balance   DECIMAL(38,2)  outstanding principal at t, yuan (0 without a snapshot)
+with
+scope as (
+    select
+        loan_id
+    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where origination_date <= $as_of
+),
+
+previous as (
+    select
+        m.loan_id,
+        last_day(m.snapshot_date + interval 1 month) as next_date,
+        m.dpd,
+        m.outstanding_principal
+    from loan_months as m
+    semi join scope using (loan_id)
+    where m.snapshot_date >= last_day($month_from::date - interval 1 month)
+      and m.snapshot_date <= last_day($month_to::date - interval 1 month)
+      and m.snapshot_date < $as_of::date
+      and m.status not in ('paid_off', 'charged_off')
+),
+
+current as (
+    select
+        m.loan_id,
+        m.snapshot_date,
+        m.dpd,
+        m.status,
+        m.outstanding_principal
+    from loan_months as m
+    semi join scope using (loan_id)
+    where m.snapshot_date >= $month_from::date
+      and m.snapshot_date <= $month_to::date
+      and m.snapshot_date <= $as_of::date
+),
+
+pairs_by_dpd as (
+    select
+        p.next_date as month,
+        p.dpd as from_dpd,
+        c.dpd as to_dpd,
+        c.status as to_status,
+        count(*) as loan_count,
+        sum(p.outstanding_principal) as balance,
+        coalesce(sum(c.outstanding_principal), 0) as next_balance
+    from previous as p
+    left join current as c
+        on c.loan_id = p.loan_id
+       and c.snapshot_date = p.next_date
+    where p.next_date <= $as_of::date
+    group by all
+),
+
+coded as (
+    select
+        month,
+        case
+            when from_dpd <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < from_dpd))
+        end as from_code,
+        case
+            when to_status is null then null
+            when to_status = 'paid_off' then len($bucket_bounds::integer[]) + 2
+            when to_status = 'charged_off' then len($bucket_bounds::integer[]) + 3
+            when to_dpd <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < to_dpd))
+        end as to_code,
+        loan_count,
+        balance,
+        next_balance
+    from pairs_by_dpd
+),
+
+final as (
+    select
+        month,
+        from_code::integer as from_code,
+        to_code::integer as to_code,
+        sum(loan_count)::bigint as loan_count,
+        sum(balance) as balance,
+        sum(next_balance) as next_balance
+    from coded
+    group by all
+)
+
+select * from final
+order by month, from_code, to_code nulls last;
+
+
+-- name: rollrate_bucket_balances
+-- Active filtered loans by delinquency bucket at every month-end from $month_from to
+-- $month_to (none after $as_of). Active means the snapshot's status is neither paid_off
+-- nor charged_off. Codes as in rollrate_transitions: 0 = C, 1..n+1 = M1..M(n+1)+ for the
+-- n upper bounds in $bucket_bounds. One row per (month, code) that holds loans. Columns:
+--   month          DATE           month-end
+--   code           INTEGER        bucket code (0..n+1)
+--   loan_count     BIGINT         active loans in the bucket
+--   balance        DECIMAL(38,2)  their outstanding principal, yuan
+with
+scope as (
+    select
+        loan_id
+    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where origination_date <= $as_of
+),
+
+active_by_dpd as (
+    select
+        m.snapshot_date as month,
+        m.dpd,
+        count(*) as loan_count,
+        sum(m.outstanding_principal) as balance
+    from loan_months as m
+    semi join scope using (loan_id)
+    where m.snapshot_date >= $month_from::date
+      and m.snapshot_date <= $month_to::date
+      and m.snapshot_date <= $as_of::date
+      and m.status not in ('paid_off', 'charged_off')
+    group by all
+),
+
+coded as (
+    select
+        month,
+        case
+            when dpd <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < dpd))
+        end as code,
+        loan_count,
+        balance
+    from active_by_dpd
+),
+
+final as (
+    select
+        month,
+        code::integer as code,
+        sum(loan_count)::bigint as loan_count,
+        sum(balance) as balance
+    from coded
+    group by all
+)
+
+select * from final
+order by month, code;
+
+
+-- name: rollrate_month_range
+-- The first and last snapshot month-ends of filtered loans, none after $as_of. Columns:
+--   first_month    DATE  earliest month-end (null when there are no snapshots)
+--   last_month     DATE  latest month-end, at most $as_of
+with
+scope as (
+    select
+        loan_id
+    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where origination_date <= $as_of
+),
+
+final as (
+    select
+        min(m.snapshot_date) as first_month,
+        max(m.snapshot_date) as last_month
+    from loan_months as m
+    semi join scope using (loan_id)
+    where m.snapshot_date <= $as_of::date
+)
+
+select * from final;
