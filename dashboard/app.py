@@ -1,11 +1,16 @@
 """LoanLens dashboard entry script: ``streamlit run dashboard/app.py``.
 
-Declares every page with ``st.navigation``, grouped as the sidebar shows them.
+Declares every page with ``st.navigation``, grouped as the sidebar shows them, and draws
+the frame shared by all pages: language switch, shared filters and the demo-data banner.
+Each run is wrapped in ``common.script_run()`` so the database file is closed again as soon
+as no run is reading it (see ``dashboard/common.py`` for why).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -15,9 +20,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from dashboard import common  # noqa: E402
+from dashboard import common, shell  # noqa: E402
+
+logger = logging.getLogger("dashboard.app")
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+# While another process loads data, retry the page this many times, 2 s apart.
+MAX_UPDATE_RETRIES = 60
 
 
 def _page(name: str, icon: str, default: bool = False) -> st.Page:
@@ -25,12 +34,20 @@ def _page(name: str, icon: str, default: bool = False) -> st.Page:
         PAGES_DIR / f"{name}.py",
         title=common.tr(f"page.{name}"),
         icon=icon,
-        url_path=name,
+        url_path=common.PAGE_URL_PATHS[name],
         default=default,
     )
 
 
-st.set_page_config(page_title="LoanLens", page_icon=":material/insights:", layout="wide")
+def _show_data_updating() -> None:
+    """Tell the user a load is running, then try the page again shortly."""
+    st.info(common.tr("app.data_updating"), icon=":material/sync:")
+    retries = st.session_state.get("update_retries", 0)
+    if retries < MAX_UPDATE_RETRIES:
+        st.session_state["update_retries"] = retries + 1
+        time.sleep(2)
+        st.rerun()
+
 
 navigation = st.navigation(
     {
@@ -50,4 +67,24 @@ navigation = st.navigation(
         ],
     }
 )
-navigation.run()
+# The browser tab shows the page title, then the product name.
+st.set_page_config(
+    page_title=f"{navigation.title} · LoanLens", page_icon=":material/insights:", layout="wide"
+)
+
+with common.script_run():
+    shell.render_language_switch()
+    try:
+        shell.ensure_database()
+        shell.render_filters()
+        shell.render_banners()
+    except common.DataUpdating as error:
+        logger.info("database busy, showing the data-updating notice: %s", error)
+        _show_data_updating()
+    else:
+        st.session_state["update_retries"] = 0
+        try:
+            navigation.run()
+        except common.DataUpdating as error:
+            logger.info("database busy during the page, showing the data-updating notice: %s", error)
+            _show_data_updating()

@@ -57,7 +57,7 @@ def free_port() -> int:
 
 
 def _wait_healthy(base_url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    """Poll Streamlit's health endpoint until it answers 200 or the process exits."""
+    """Poll Streamlit's health endpoint until it returns 200 or the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

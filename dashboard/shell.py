@@ -1,0 +1,235 @@
+"""The app frame around every page: language switch, shared filters, demo data, banners.
+
+``app.py`` calls these on every script run, so the sidebar widgets exist on every page and
+their values survive page switches. The chosen values are also kept as one
+:class:`~analysis.filters.Filters` in session state (``common.filters()``), and each widget
+is seeded from it, so a widget that Streamlit recreates (new options after a load) keeps
+the user's choice where it is still valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import streamlit as st
+
+import queries
+from analysis.filters import Filters
+from dashboard import common
+from messages import LANGUAGES
+from queries import db
+
+logger = logging.getLogger(__name__)
+
+# Set LOANLENS_AUTO_DEMO=0 to start on an empty database without loading the demo portfolio.
+AUTO_DEMO_ENV = "LOANLENS_AUTO_DEMO"
+DEMO_LOANS = 20_000
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
+
+_demo_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """Choices offered by the sidebar filters, read from the data."""
+
+    products: tuple[str, ...]
+    channels: tuple[str, ...]
+    provinces: tuple[str, ...]
+    grades: tuple[str, ...]
+    vintages: tuple[dt.date, ...]        # month starts, oldest first
+    months: tuple[dt.date, ...]          # snapshot month-ends, latest first
+    loan_count: int
+
+
+def _month_starts(first: dt.date | None, last: dt.date | None) -> tuple[dt.date, ...]:
+    if first is None or last is None:
+        return ()
+    months = []
+    current = first
+    while current <= last:
+        months.append(current)
+        current = (current.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return tuple(months)
+
+
+@st.cache_data(show_spinner=False)
+def _filter_options(version: int) -> FilterOptions:
+    row = queries.execute(common.connection(), "dashboard_filter_options").fetchone()
+    products, channels, provinces, grades, first, last, months, loan_count = row
+    return FilterOptions(
+        products=tuple(products or ()),
+        channels=tuple(channels or ()),
+        provinces=tuple(provinces or ()),
+        grades=tuple(grades or ()),
+        vintages=_month_starts(first, last),
+        months=tuple(months or ()),
+        loan_count=int(loan_count),
+    )
+
+
+def filter_options() -> FilterOptions:
+    """Return the sidebar choices for the current data (cached per data version)."""
+    return _filter_options(common.data_version())
+
+
+# --- demo data ---------------------------------------------------------------------------
+
+def _auto_demo_enabled() -> bool:
+    return os.environ.get(AUTO_DEMO_ENV, "1").strip().lower() not in ("0", "false", "no")
+
+
+def _loan_count() -> int:
+    return int(queries.execute(common.connection(), "dashboard_loan_count").fetchone()[0])
+
+
+def ensure_database() -> None:
+    """Create the database file if missing, and load the demo portfolio into an empty one.
+
+    Runs once per process for an empty file: a lock keeps two sessions from generating at
+    once, and the loan count is checked again after taking it.
+    """
+    path = common.database_path()
+    if not path.exists():
+        with common.exclusive_access():
+            db.connect(path).close()
+            logger.info("created empty database %s", path)
+    if not _auto_demo_enabled() or _loan_count() > 0:
+        return
+    with _demo_lock:
+        if _loan_count() > 0:
+            return
+        try:
+            from ingest.demo import generate_demo
+        except ImportError:
+            logger.warning("ingest.demo is not available; starting on an empty database")
+            return
+        with st.spinner(common.tr("app.demo_loading")):
+            with common.exclusive_access():
+                logger.info("database %s is empty; generating %d demo loans", path, DEMO_LOANS)
+                generate_demo(path, n_loans=DEMO_LOANS)
+                con = db.connect(path)
+                try:
+                    if db.get_meta(con, "dataset") is None:
+                        db.set_meta(con, "dataset", "demo")
+                finally:
+                    con.close()
+
+
+def is_demo() -> bool:
+    """Tell whether the database contains the generated demo portfolio."""
+    return _dataset_kind(common.data_version()) == "demo"
+
+
+@st.cache_data(show_spinner=False)
+def _dataset_kind(version: int) -> str | None:
+    return db.get_meta(common.connection(), "dataset")
+
+
+# --- sidebar -----------------------------------------------------------------------------
+
+def render_language_switch() -> None:
+    """Draw the 中文/English switch; its value is ``common.lang()``."""
+    st.sidebar.segmented_control(
+        common.tr("app.language"),
+        options=list(LANGUAGES),
+        default=common.lang(),
+        format_func=LANGUAGE_NAMES.__getitem__,
+        key="lang",
+        required=True,
+    )
+
+
+def _multiselect(label_key: str, key: str, options: tuple[str, ...], stored: tuple[str, ...]) -> tuple:
+    chosen = st.sidebar.multiselect(
+        common.tr(label_key),
+        options=list(options),
+        default=[value for value in stored if value in options],
+        key=key,
+        placeholder=common.tr("filters.all"),
+    )
+    return tuple(chosen)
+
+
+def _vintage_range(vintages: list[dt.date], current: Filters) -> tuple[dt.date | None, dt.date | None]:
+    """Draw the origination-month range; return (None, None) when it spans every vintage."""
+    if len(vintages) < 2:
+        return None, None
+    low = current.vintage_from.replace(day=1) if current.vintage_from else vintages[0]
+    high = current.vintage_to.replace(day=1) if current.vintage_to else vintages[-1]
+    if low not in vintages or high not in vintages or low > high:
+        low, high = vintages[0], vintages[-1]
+    low, high = st.sidebar.select_slider(
+        common.tr("filters.vintage"),
+        options=vintages,
+        value=(low, high),
+        format_func=common.month_formatter(),
+        key="flt_vintage",
+    )
+    if (low, high) == (vintages[0], vintages[-1]):
+        return None, None
+    return low, high
+
+
+FILTER_WIDGET_KEYS = ("flt_as_of", "flt_products", "flt_channels", "flt_provinces",
+                      "flt_grades", "flt_vintage")
+
+
+def _reset_filters() -> None:
+    for key in FILTER_WIDGET_KEYS:
+        st.session_state.pop(key, None)
+    common.set_filters(Filters())
+
+
+def render_filters() -> Filters:
+    """Draw the shared filters in the sidebar and store the chosen Filters.
+
+    Each widget's default is the stored choice, so a widget that Streamlit recreates (new
+    label after a language switch, new options after a load) keeps the user's choice
+    where it is still offered.
+    """
+    options = filter_options()
+    current = common.filters()
+    st.sidebar.subheader(common.tr("filters.title"))
+    if not options.months:
+        st.sidebar.caption(common.tr("filters.no_data"))
+        chosen = Filters()
+        common.set_filters(chosen)
+        return chosen
+
+    months = list(options.months)
+    as_of = st.sidebar.selectbox(
+        common.tr("filters.as_of"),
+        options=months,
+        index=months.index(current.as_of) if current.as_of in months else 0,
+        format_func=common.month_formatter(),
+        key="flt_as_of",
+    )
+    products = _multiselect("filters.product", "flt_products", options.products, current.products)
+    channels = _multiselect("filters.channel", "flt_channels", options.channels, current.channels)
+    provinces = _multiselect("filters.province", "flt_provinces", options.provinces, current.provinces)
+    grades = _multiselect("filters.grade", "flt_grades", options.grades, current.grades)
+    vintage_from, vintage_to = _vintage_range(list(options.vintages), current)
+    st.sidebar.button(common.tr("filters.reset"), key="flt_reset", on_click=_reset_filters)
+
+    chosen = Filters(
+        as_of=as_of,
+        products=products,
+        channels=channels,
+        provinces=provinces,
+        grades=grades,
+        vintage_from=vintage_from,
+        vintage_to=vintage_to,
+    )
+    common.set_filters(chosen)
+    return chosen
+
+
+def render_banners() -> None:
+    """Show the demo-data banner when the database contains the demo portfolio."""
+    if is_demo():
+        st.info(common.tr("app.demo_banner"), icon=":material/science:")
