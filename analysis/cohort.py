@@ -1,0 +1,524 @@
+"""Analyst cohort downloads (数据下载): select loans by any stored attribute and export them.
+
+The selection runs the named queries in ``queries/cohort.sql``; every filter value reaches
+DuckDB as a bound parameter, and column choices are checked against fixed allow-lists
+(plus the attribute names found in ``loan_attributes``) before any SQL runs. Downloads
+contain only stored fields: personal data is pseudonymised or dropped at import, so no
+option here can bring it back. Each download is recorded in ``download_audit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import getpass
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+import queries
+from analysis.buckets import DEFAULT_BUCKETS, Buckets
+from analysis.cli import Command
+from analysis.export import EXCEL_MAX_ROWS, format_from_path
+from analysis.filters import Filters, resolve_as_of
+from queries import db
+
+logger = logging.getLogger(__name__)
+
+GRAINS = ("loan", "loan-month")
+DOWNLOAD_FORMATS = ("csv", "xlsx", "parquet")
+
+# Prefix of an extra-attribute column (loan_attributes) in a download.
+ATTRIBUTE_PREFIX = "attr:"
+
+# Loan-level columns a download may contain, in display order. bucket_as_of is the label
+# (C, M1, ..., PAID, WO) of the query's bucket_code_as_of.
+LOAN_COLUMNS: tuple[str, ...] = (
+    "loan_id",
+    "borrower_id",
+    "origination_date",
+    "vintage",
+    "principal",
+    "term_months",
+    "annual_rate",
+    "repayment_method",
+    "product",
+    "channel",
+    "branch",
+    "province",
+    "city",
+    "county",
+    "region_code",
+    "grade",
+    "score",
+    "guarantee_type",
+    "group_id",
+    "is_first_loan",
+    "borrower_age",
+    "borrower_gender",
+    "as_of_date",
+    "mob",
+    "status_as_of",
+    "dpd_as_of",
+    "bucket_as_of",
+    "outstanding_principal_as_of",
+    "max_dpd",
+    "ever_charged_off",
+    "months_observed",
+)
+
+# Columns of one month-end snapshot. At loan-month grain a download may combine these with
+# any loan-level column; bucket is the label of the query's bucket_code.
+MONTH_COLUMNS: tuple[str, ...] = (
+    "snapshot_date",
+    "mob",
+    "dpd",
+    "bucket",
+    "outstanding_principal",
+    "overdue_principal",
+    "overdue_interest",
+    "status",
+    "principal_paid",
+    "interest_paid",
+    "charged_off_amount",
+    "recovered_amount",
+    "is_derived",
+)
+
+DEFAULT_LOAN_COLUMNS: tuple[str, ...] = (
+    "loan_id",
+    "origination_date",
+    "principal",
+    "product",
+    "channel",
+    "province",
+    "city",
+    "grade",
+    "status_as_of",
+    "dpd_as_of",
+    "bucket_as_of",
+    "outstanding_principal_as_of",
+    "max_dpd",
+)
+
+DEFAULT_MONTH_COLUMNS: tuple[str, ...] = (
+    "loan_id",
+    "snapshot_date",
+    "mob",
+    "dpd",
+    "bucket",
+    "outstanding_principal",
+    "status",
+    "principal_paid",
+)
+
+
+@dataclass(frozen=True)
+class CohortFilters:
+    """Download filters: the shared dashboard filters plus the cohort-only ones.
+
+    An empty tuple or None means "no filter" for that field. ``buckets`` holds state
+    labels at the as-of month (C, M1, ..., PAID, WO); ``ever_dpd`` selects loans whose dpd
+    exceeded it at any month-end up to the as-of month, or that were charged off;
+    ``attributes`` holds (name, values) pairs from loan_attributes, values of one name
+    being alternatives and different names all required.
+    """
+
+    base: Filters = field(default_factory=Filters)
+    cities: tuple[str, ...] = ()
+    buckets: tuple[str, ...] = ()
+    ever_dpd: int | None = None
+    strategies: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def params(self, bucket_set: Buckets = DEFAULT_BUCKETS) -> dict:
+        """Return the bound parameters of ``cohort_loans``.
+
+        Raises
+        ------
+        ValueError
+            If a bucket label is not one of the bucket set's states, or ever_dpd is negative.
+        """
+        unknown = [label for label in self.buckets if label not in bucket_set.labels]
+        if unknown:
+            raise ValueError(
+                f"unknown bucket {unknown}; use one of {', '.join(bucket_set.labels)}"
+            )
+        if self.ever_dpd is not None and (isinstance(self.ever_dpd, bool) or self.ever_dpd < 0):
+            raise ValueError(f"ever-dpd must be a whole number of days >= 0; got {self.ever_dpd!r}")
+        names = [name for name, values in self.attributes for _ in values]
+        values = [value for _, values in self.attributes for value in values]
+        return {
+            **self.base.params(),
+            **bucket_set.params(),
+            "cities": list(self.cities) or None,
+            "bucket_codes": [bucket_set.labels.index(label) for label in self.buckets] or None,
+            "ever_dpd": self.ever_dpd,
+            "strategies": list(self.strategies) or None,
+            "attribute_names": names or None,
+            "attribute_values": values or None,
+        }
+
+    def describe(self) -> dict:
+        """Return the filter values as JSON-friendly data (for the audit table)."""
+        described = self.base.describe()
+        described.update(
+            {
+                "cities": list(self.cities),
+                "buckets": list(self.buckets),
+                "ever_dpd": self.ever_dpd,
+                "strategies": list(self.strategies),
+                "attributes": {name: list(values) for name, values in self.attributes},
+            }
+        )
+        return described
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The loans a cohort filter selects, with the counts the download page shows live."""
+
+    loans: pd.DataFrame          # cohort_loans rows with bucket_as_of labels
+    as_of: dt.date | None        # as-of month-end used
+    loan_count: int
+    balance: float               # outstanding principal at the as-of month, yuan
+    loan_month_count: int        # rows of a loan-month download
+
+
+def attribute_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the extra-attribute names stored in loan_attributes, sorted."""
+    rows = con.execute("select distinct attribute from loan_attributes order by attribute").fetchall()
+    return [row[0] for row in rows]
+
+
+def allowed_columns(con: duckdb.DuckDBPyConnection, grain: str) -> list[str]:
+    """Return every column a download of ``grain`` may contain, in display order."""
+    check_grain(grain)
+    attributes = [ATTRIBUTE_PREFIX + name for name in attribute_names(con)]
+    if grain == "loan":
+        return [*LOAN_COLUMNS, *attributes]
+    month_first = ["loan_id", *MONTH_COLUMNS]
+    loan_rest = [column for column in LOAN_COLUMNS if column not in month_first]
+    return [*month_first, *loan_rest, *attributes]
+
+
+def default_columns(grain: str) -> list[str]:
+    """Return the columns preselected for ``grain``."""
+    check_grain(grain)
+    return list(DEFAULT_LOAN_COLUMNS if grain == "loan" else DEFAULT_MONTH_COLUMNS)
+
+
+def check_grain(grain: str) -> None:
+    """Raise ValueError unless ``grain`` is 'loan' or 'loan-month'."""
+    if grain not in GRAINS:
+        raise ValueError(f"grain must be one of {', '.join(GRAINS)}; got {grain!r}")
+
+
+def check_columns(con: duckdb.DuckDBPyConnection, grain: str, columns: list[str]) -> list[str]:
+    """Return ``columns`` after checking each against the allow-list of ``grain``.
+
+    Raises
+    ------
+    ValueError
+        If the list is empty, repeats a column or names a column that is not allowed.
+    """
+    allowed = allowed_columns(con, grain)
+    if not columns:
+        raise ValueError("choose at least one column")
+    unknown = [column for column in columns if column not in allowed]
+    if unknown:
+        raise ValueError(
+            f"unknown column(s) {unknown} for grain {grain!r}; allowed: {', '.join(allowed)}"
+        )
+    repeated = sorted({column for column in columns if columns.count(column) > 1})
+    if repeated:
+        raise ValueError(f"column(s) {repeated} are listed more than once")
+    return list(columns)
+
+
+def select_loans(
+    con: duckdb.DuckDBPyConnection,
+    filters: CohortFilters,
+    bucket_set: Buckets = DEFAULT_BUCKETS,
+) -> Selection:
+    """Run ``cohort_loans`` for ``filters`` and return the selection with its counts.
+
+    The as-of month is the shared filter's, or the latest month in the data when unset.
+    """
+    base = resolve_as_of(con, filters.base)
+    filters = CohortFilters(**{**filters.__dict__, "base": base})
+    loans = queries.run(con, "cohort_loans", filters.params(bucket_set))
+    labels = pd.Series(bucket_set.labels)
+    codes = loans.pop("bucket_code_as_of")
+    loans.insert(
+        loans.columns.get_loc("outstanding_principal_as_of"),
+        "bucket_as_of",
+        codes.map(lambda code: None if pd.isna(code) else labels[int(code)]),
+    )
+    balance = float(loans["outstanding_principal_as_of"].fillna(0).sum()) if len(loans) else 0.0
+    return Selection(
+        loans=loans,
+        as_of=base.as_of,
+        loan_count=len(loans),
+        balance=balance,
+        loan_month_count=int(loans["months_observed"].sum()) if len(loans) else 0,
+    )
+
+
+def cohort_table(
+    con: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    grain: str,
+    columns: list[str],
+    bucket_set: Buckets = DEFAULT_BUCKETS,
+) -> pd.DataFrame:
+    """Return the download table of ``selection`` at ``grain`` with ``columns`` in order.
+
+    Raises
+    ------
+    ValueError
+        If the grain or a column is not allowed (see :func:`check_columns`).
+    """
+    columns = check_columns(con, grain, columns)
+    ids = selection.loans[["loan_id"]]
+    con.register("cohort_selection", ids)
+    try:
+        if grain == "loan":
+            table = selection.loans
+        else:
+            months = queries.run(
+                con,
+                "cohort_loan_months",
+                {"as_of": selection.as_of, **bucket_set.params()},
+            )
+            labels = pd.Series(bucket_set.labels)
+            months.insert(
+                months.columns.get_loc("bucket_code"),
+                "bucket",
+                months["bucket_code"].map(labels),
+            )
+            months = months.drop(columns="bucket_code")
+            loan_part = selection.loans.drop(
+                columns=[column for column in MONTH_COLUMNS if column in selection.loans]
+            )
+            table = months.merge(loan_part, on="loan_id", how="left", validate="many_to_one")
+        chosen_attributes = [
+            column[len(ATTRIBUTE_PREFIX):] for column in columns if column.startswith(ATTRIBUTE_PREFIX)
+        ]
+        if chosen_attributes:
+            long = queries.run(con, "cohort_attributes", {"attribute_columns": chosen_attributes})
+            wide = long.pivot(index="loan_id", columns="attribute", values="value")
+            wide.columns = [ATTRIBUTE_PREFIX + name for name in wide.columns]
+            table = table.merge(wide.reset_index(), on="loan_id", how="left")
+            for column in columns:
+                if column not in table:
+                    table[column] = None
+    finally:
+        con.unregister("cohort_selection")
+    return table[columns].reset_index(drop=True)
+
+
+def filter_options(con: duckdb.DuckDBPyConnection, max_values: int = 500) -> dict[str, list]:
+    """Return the values offered by the download filters, keyed by field.
+
+    Keys: product, channel, province, grade, city, strategy and 'attribute:<name>'. An
+    attribute with more than ``max_values`` distinct values maps to an empty list.
+    """
+    rows = queries.run(con, "cohort_filter_options", {"max_values": max_values})
+    options: dict[str, list] = {}
+    for field_name, group in rows.groupby("field", sort=True):
+        options[field_name] = group["value"].dropna().tolist()
+    return options
+
+
+def file_sha256(data: bytes) -> str:
+    """Return the SHA-256 hex digest of a file's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_download(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    user_name: str,
+    filters: CohortFilters,
+    grain: str,
+    columns: list[str],
+    file_format: str,
+    row_count: int,
+    sha256: str,
+) -> None:
+    """Append one row to download_audit; ``con`` must be a read-write connection."""
+    queries.execute(
+        con,
+        "download_audit_insert",
+        {
+            "downloaded_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+            "user_name": user_name,
+            "filters": json.dumps(filters.describe(), ensure_ascii=False, sort_keys=True),
+            "grain": grain,
+            "columns": ",".join(columns),
+            "file_format": file_format,
+            "row_count": row_count,
+            "file_sha256": sha256,
+        },
+    )
+    logger.info(
+        "recorded download: user=%s grain=%s format=%s rows=%d sha256=%s",
+        user_name, grain, file_format, row_count, sha256,
+    )
+
+
+def list_downloads(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pd.DataFrame:
+    """Return recorded downloads, newest first."""
+    return queries.run(con, "download_audit_list", {"limit": limit})
+
+
+def os_user_name() -> str:
+    """Return the operating-system user name, or 'unknown' when it cannot be found."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+# --- command line: python -m analysis cohort -------------------------------------------
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    result: list[str] = []
+    for value in values or []:
+        result.extend(part.strip() for part in value.split(",") if part.strip())
+    return tuple(result)
+
+
+def parse_attributes(values: list[str] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Parse repeated NAME=VALUE options; repeating a name adds alternative values.
+
+    Raises
+    ------
+    ValueError
+        If an option has no '=' or an empty name.
+    """
+    grouped: dict[str, list[str]] = {}
+    for item in values or []:
+        name, separator, value = item.partition("=")
+        if not separator or not name.strip():
+            raise ValueError(f"--attribute must look like NAME=VALUE; got {item!r}")
+        grouped.setdefault(name.strip(), []).append(value)
+    return tuple((name, tuple(found)) for name, found in grouped.items())
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--city", action="append", help="city filter, repeatable or comma-separated")
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        help="state at the as-of month: C, M1 ... M7+, PAID, WO; repeatable or comma-separated",
+    )
+    parser.add_argument(
+        "--ever-dpd",
+        type=int,
+        help="keep loans whose dpd exceeded this many days at any month-end up to the as-of "
+        "month, or that were charged off",
+    )
+    parser.add_argument(
+        "--strategy", action="append", help="collection strategy (催收策略) of at least one action"
+    )
+    parser.add_argument(
+        "--attribute",
+        action="append",
+        metavar="NAME=VALUE",
+        help="extra attribute filter; repeat a name for alternative values",
+    )
+    parser.add_argument("--grain", choices=GRAINS, default="loan", help="one row per loan or per loan and month-end")
+    parser.add_argument("--columns", help="comma-separated output columns (default: a standard set)")
+
+
+def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
+    """Select the cohort, build the table and schedule its audit row."""
+    if not args.out:
+        raise ValueError("cohort downloads are audited with the file's hash; pass --out FILE")
+    file_format = format_from_path(args.out)
+    if file_format not in DOWNLOAD_FORMATS:
+        raise ValueError(f"cohort downloads are CSV, .xlsx or Parquet; got {args.out!r}")
+    cohort_filters = CohortFilters(
+        base=filters,
+        cities=_split(args.city),
+        buckets=_split(args.bucket),
+        ever_dpd=args.ever_dpd,
+        strategies=_split(args.strategy),
+        attributes=parse_attributes(args.attribute),
+    )
+    columns = list(_split([args.columns])) if args.columns else default_columns(args.grain)
+    check_columns(con, args.grain, columns)
+    selection = select_loans(con, cohort_filters)
+    table = cohort_table(con, selection, args.grain, columns)
+    if file_format == "xlsx" and len(table) + 1 > EXCEL_MAX_ROWS:
+        raise ValueError(
+            f"{len(table):,} rows do not fit in one Excel sheet (at most {EXCEL_MAX_ROWS - 1:,}); "
+            "write .csv or .parquet instead"
+        )
+    # NOTE: the report framework writes the file after this function returns and closes the
+    # read-only connection, so the audit row (which needs the final file's hash and a
+    # read-write connection) is written at interpreter exit.
+    atexit.register(
+        _record_cli_download,
+        db_path=args.db,
+        out=args.out,
+        filters=cohort_filters,
+        grain=args.grain,
+        columns=columns,
+        file_format=file_format,
+        row_count=len(table),
+    )
+    return table
+
+
+def _record_cli_download(
+    *,
+    db_path: str | None,
+    out: str,
+    filters: CohortFilters,
+    grain: str,
+    columns: list[str],
+    file_format: str,
+    row_count: int,
+) -> None:
+    """Hash the written file and add its download_audit row through a short write connection."""
+    path = Path(out)
+    if not path.exists():
+        logger.error("download %s was not written; no audit row recorded", out)
+        return
+    sha256 = file_sha256(path.read_bytes())
+    try:
+        con = db.connect(db_path)
+    except duckdb.Error as error:
+        logger.error("cannot record the download of %s in download_audit: %s", out, error)
+        return
+    try:
+        record_download(
+            con,
+            user_name=os_user_name(),
+            filters=filters,
+            grain=grain,
+            columns=columns,
+            file_format=file_format,
+            row_count=row_count,
+            sha256=sha256,
+        )
+    finally:
+        con.close()
+
+
+COHORT_COMMAND = Command(
+    name="cohort",
+    help="Download the loans (or loan-months) matching the filters; recorded in download_audit.",
+    run=_run,
+    add_arguments=_add_arguments,
+)
