@@ -60,22 +60,30 @@ def format_rate(rate, digits: int = 2) -> str:
     return f"{float(rate) * 100:.{digits}f}%"
 
 
-def format_pp(change, lang: str = "zh", digits: int = 2) -> str:
-    """Format a change of a rate (a difference of fractions) in percentage points, signed.
+def format_pp(change, lang: str = "zh", digits: int = 2, signed: bool = True) -> str:
+    """Format a change of a rate (a difference of fractions) in percentage points.
 
-    0.0123 -> '+1.23个百分点' (zh) or '+1.23 pp' (en).
+    0.0123 -> '+1.23个百分点' (zh) or '+1.23 pp' (en); with ``signed=False`` the size
+    only, '1.23个百分点', for sentences that say the direction in words.
     """
     if _is_missing(change):
         return MISSING
     points = float(change) * 100
     unit = "个百分点" if lang == "zh" else " pp"
+    if not signed:
+        return f"{abs(points):.{digits}f}{unit}"
     return f"{points:+.{digits}f}{unit}"
 
 
-def format_change_ratio(ratio, digits: int = 1) -> str:
-    """Format a relative change of an amount or count, e.g. 0.052 -> '+5.2%'."""
+def format_change_ratio(ratio, digits: int = 1, signed: bool = True) -> str:
+    """Format a relative change of an amount or count, e.g. 0.052 -> '+5.2%'.
+
+    With ``signed=False`` the size only ('5.2%'), for sentences that say the direction.
+    """
     if _is_missing(ratio):
         return MISSING
+    if not signed:
+        return f"{abs(float(ratio)) * 100:.{digits}f}%"
     return f"{float(ratio) * 100:+.{digits}f}%"
 
 

@@ -66,3 +66,95 @@ def build_hand_tape(path: Path) -> Path:
     finally:
         con.close()
     return path
+
+
+PRODUCTS = ("消费贷", "经营贷", "车贷")
+CHANNELS = ("线上", "线下")
+PROVINCES = ("广东省", "浙江省", "四川省")
+
+
+def build_random_tape(path: Path, n_loans: int = 400, seed: int = 7) -> Path:
+    """Create a random tape of ``n_loans`` loans over 2024-01 .. 2025-06 and return ``path``.
+
+    Each loan walks month by month: dpd grows by about 30 days when a payment is missed and
+    returns to 0 on a cure; loans pay off, charge off (with later recoveries booked on the
+    charge-off row) or stay active. A third of the loans also have a first instalment row, so
+    FPD30 comes from both sources. Fixed seed, so every run builds the same tape.
+    """
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    month_ends = pd.date_range("2024-01-31", "2025-06-30", freq="ME").date
+    loan_rows, month_rows, installment_rows = [], [], []
+    for number in range(n_loans):
+        loan_id = f"{number:06d}"
+        start = int(rng.integers(0, len(month_ends) - 2))
+        origination = month_ends[start].replace(day=int(rng.integers(1, 29)))
+        principal = float(rng.integers(10, 200)) * 100
+        loan_rows.append((loan_id, origination, principal, str(rng.choice(PRODUCTS)),
+                          str(rng.choice(CHANNELS)), str(rng.choice(PROVINCES)),
+                          str(rng.choice(["A", "B", "C"]))))
+        dpd, balance = 0, principal
+        for month in month_ends[start:]:
+            status = "active"
+            charged, recovered = None, None
+            if dpd == 0 and rng.random() < 0.15:
+                dpd = int(rng.integers(1, 40))
+            elif dpd > 0:
+                dpd = 0 if rng.random() < 0.3 else dpd + 30
+            if dpd == 0:
+                balance = max(balance - principal / 12, 0.0)
+            if balance <= 1:
+                status, balance = "paid_off", 0.0
+            elif dpd > 180 or (dpd > 90 and rng.random() < 0.2):
+                status, charged, recovered = "charged_off", round(balance, 2), round(balance * 0.1, 2)
+            elif dpd > 0 and rng.random() < 0.05:
+                status = "restructured"
+            month_rows.append((loan_id, month, dpd, round(balance, 2), status, charged, recovered))
+            if status in ("paid_off", "charged_off"):
+                break
+        if number % 3 == 0:
+            due = (pd.Timestamp(origination) + pd.DateOffset(months=1)).date()
+            delay = int(rng.choice([None, 5, 20, 29, 30, 31, 45], p=[0.05, 0.4, 0.2, 0.1, 0.1, 0.1, 0.05]) or 0)
+            paid = None if delay == 0 else due + dt.timedelta(days=delay)
+            installment_rows.append((loan_id, 1, due, round(principal / 12, 2), paid,
+                                     round(principal / 12, 2) if paid else None))
+
+    con = db.connect(path)
+    try:
+        frames = {
+            "new_loans": pd.DataFrame(loan_rows, columns=["loan_id", "origination_date", "principal",
+                                                          "product", "channel", "province", "grade"]),
+            "new_months": pd.DataFrame(month_rows, columns=["loan_id", "snapshot_date", "dpd",
+                                                            "outstanding_principal", "status",
+                                                            "charged_off_amount", "recovered_amount"]),
+            "new_installments": pd.DataFrame(installment_rows, columns=["loan_id", "installment_no",
+                                                                        "due_date", "principal_due",
+                                                                        "paid_date", "principal_paid"]),
+        }
+        for name, frame in frames.items():
+            con.register(name, frame)
+        con.execute("""
+            insert into loans (loan_id, origination_date, principal, product, channel, province, grade, load_id)
+            select loan_id, origination_date, principal, product, channel, province, grade, 1 from new_loans
+        """)
+        con.execute("""
+            insert into loan_months (loan_id, snapshot_date, dpd, outstanding_principal, status,
+                                     charged_off_amount, recovered_amount, load_id)
+            select loan_id, snapshot_date, dpd, outstanding_principal, status,
+                   charged_off_amount, recovered_amount, 1
+            from new_months
+        """)
+        con.execute("""
+            insert into installments (loan_id, installment_no, due_date, principal_due, paid_date,
+                                      principal_paid, load_id)
+            select loan_id, installment_no, due_date, principal_due, paid_date, principal_paid, 1
+            from new_installments
+        """)
+        con.execute(HAND_TAPE_LOAD_LOG)
+    finally:
+        con.close()
+    return path
