@@ -1,5 +1,304 @@
-"""Page: collections (placeholder until the page is built)."""
+"""Page 催收策略: collection strategies and channels by stage, champion/challenger tests.
 
+Reads the shared filters, calls ``analysis.collections`` (episodes and rates),
+``analysis.collections_compare`` (arm comparison, test planning) and
+``analysis.collections_restructure`` (extended and restructured loans), then draws.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import collections as coll
+from analysis import collections_compare as compare
+from analysis import collections_restructure as restructure
+from analysis.filters import Filters
 from dashboard import common
+from messages import format as fmt
 
-common.coming_soon("page.collections")
+HORIZON_CHOICES = (30, 60, 90)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _episode_channels(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
+    return coll.load_episode_channels(_con, filters, horizon_days)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _restructured(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters) -> pd.DataFrame:
+    return restructure.load_restructured(_con, filters)
+
+
+def _arm_label(strategy: str) -> str:
+    return common.tr("collections.untreated") if strategy == coll.UNTREATED else str(strategy)
+
+
+def _rate_chart(table: pd.DataFrame, group: str) -> go.Figure:
+    """Grouped bars of cure, roll-forward and recovery rates with their 95% intervals."""
+    figure = go.Figure()
+    labels = [_arm_label(value) if group == "strategy" else value for value in table[group]]
+    metrics = (
+        ("cure_rate", "ci_lower", "ci_upper", "collections.col.cure_rate"),
+        ("roll_rate", "roll_ci_lower", "roll_ci_upper", "collections.col.roll_rate"),
+        ("recovery_rate", "recovery_ci_lower", "recovery_ci_upper", "collections.col.recovery_rate"),
+    )
+    for value, low, high, key in metrics:
+        figure.add_trace(
+            go.Bar(
+                name=common.tr(key),
+                x=labels,
+                y=table[value] * 100,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (table[high] - table[value]).fillna(0) * 100,
+                    "arrayminus": (table[value] - table[low]).fillna(0) * 100,
+                },
+            )
+        )
+    figure.update_layout(barmode="group", yaxis_title="%", height=380, margin={"t": 30})
+    return figure
+
+
+def _display_table(table: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Return the rates table with readable headers and formatted values."""
+    lang = common.lang()
+    shown = pd.DataFrame(
+        {
+            common.tr(f"collections.col.{group}"): [
+                _arm_label(value) if group == "strategy" else value for value in table[group]
+            ],
+            common.tr("collections.col.loans"): table["loans"].map(fmt.format_count),
+            common.tr("collections.col.contacts_per_loan"): table["contacts_per_loan"].map(lambda v: f"{v:.1f}"),
+            common.tr("collections.col.cure_rate"): [
+                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
+                for r, lo, hi in zip(table["cure_rate"], table["ci_lower"], table["ci_upper"])
+            ],
+            common.tr("collections.col.roll_rate"): [
+                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
+                for r, lo, hi in zip(table["roll_rate"], table["roll_ci_lower"], table["roll_ci_upper"])
+            ],
+            common.tr("collections.col.recovery_rate"): [
+                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
+                for r, lo, hi in zip(table["recovery_rate"], table["recovery_ci_lower"], table["recovery_ci_upper"])
+            ],
+            common.tr("collections.col.cost_per_yuan"): [
+                fmt.MISSING if pd.isna(v) else f"{v:.3f} ({fmt.format_amount(c, lang)})"
+                for v, c in zip(table["cost_per_yuan"], table["cost"])
+            ],
+        }
+    )
+    return shown
+
+
+def _rates_section(episode_channels: pd.DataFrame, stage: str, group: str) -> None:
+    table = coll.summarise(episode_channels, by=group)
+    table = table[table["stage"] == stage].reset_index(drop=True)
+    if table.empty:
+        st.info(common.tr("collections.empty"))
+        return
+    if group == "channel":
+        st.caption(common.tr("collections.section.channel_overlap"))
+    st.dataframe(_display_table(table, group), hide_index=True, width="stretch")
+    st.plotly_chart(_rate_chart(table, group), width="stretch", key=f"rates_{group}")
+    common.download_buttons(table, f"collections_{stage}_by_{group}", key=f"collections_{group}")
+
+
+def _time_to_cure_section(episodes: pd.DataFrame, stage: str) -> None:
+    curves = coll.time_to_cure(episodes, stage)
+    if curves.empty:
+        st.info(common.tr("collections.empty"))
+        return
+    figure = go.Figure()
+    for strategy, curve in curves.groupby("strategy", sort=True):
+        figure.add_trace(
+            go.Scatter(
+                x=curve["months"], y=curve["cured_share"] * 100, mode="lines+markers",
+                line_shape="hv", name=_arm_label(strategy),
+            )
+        )
+    figure.update_layout(
+        xaxis_title=common.tr("collections.col.months"),
+        yaxis_title=common.tr("collections.col.cured_share") + " (%)",
+        height=380,
+        margin={"t": 30},
+    )
+    st.plotly_chart(figure, width="stretch", key="time_to_cure")
+    common.download_buttons(curves, f"collections_{stage}_time_to_cure", key="collections_km")
+
+
+def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -> None:
+    judged = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
+    available = sorted(judged["strategy"].unique().tolist())
+    if len(available) < 2:
+        st.info(common.tr("collections.compare.need_two"))
+        return
+    named = [arm for arm in available if arm != coll.UNTREATED]
+    default = named if len(named) >= 2 else available
+    chosen = st.multiselect(
+        common.tr("collections.compare.arms"), available, default=default,
+        format_func=_arm_label, key=f"compare_arms_{stage}",
+    )
+    if len(chosen) < 2:
+        st.info(common.tr("collections.compare.need_two"))
+        return
+    counts = judged[judged["strategy"].isin(chosen)]["strategy"].value_counts()
+    champion = st.selectbox(
+        common.tr("collections.compare.reference"), chosen,
+        index=chosen.index(counts.idxmax()), format_func=_arm_label, key=f"compare_reference_{stage}",
+    )
+    result = compare.compare_arms(episodes, stage, arms=chosen, reference=champion, horizon_days=horizon_days)
+    for level, text in result.sentences(common.lang()):
+        (st.warning if level == "warning" else st.success)(text)
+
+    differences = result.differences[result.differences["reference"] == result.reference]
+    figure = go.Figure(
+        go.Bar(
+            x=[_arm_label(arm) for arm in differences["arm"]],
+            y=differences["difference"] * 100,
+            error_y={
+                "type": "data", "symmetric": False,
+                "array": (differences["ci_upper"] - differences["difference"]) * 100,
+                "arrayminus": (differences["difference"] - differences["ci_lower"]) * 100,
+            },
+        )
+    )
+    figure.update_layout(
+        title=common.tr("collections.compare.difference_chart"), yaxis_title="pp", height=340, margin={"t": 50}
+    )
+    st.plotly_chart(figure, width="stretch", key="compare_differences")
+    common.download_buttons(result.differences, f"collections_{stage}_arm_differences", key="collections_diff")
+
+    st.markdown(f"**{common.tr('collections.compare.odds_ratios')}**")
+    st.dataframe(result.odds_ratios, hide_index=True, width="stretch")
+    common.download_buttons(result.odds_ratios, f"collections_{stage}_odds_ratios", key="collections_or")
+    st.markdown(f"**{common.tr('collections.compare.balance')}**")
+    st.dataframe(result.balance, hide_index=True, width="stretch")
+    common.download_buttons(result.balance, f"collections_{stage}_assignment_check", key="collections_smd")
+    st.session_state[f"collections_baseline_{stage}"] = float(result.arms["cure_rate"].iloc[0])
+
+
+def _plan_section(episodes: pd.DataFrame, stage: str) -> None:
+    stage_rows = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
+    observed = float(stage_rows["cured"].astype(bool).mean()) if len(stage_rows) else 0.3
+    baseline_default = st.session_state.get(f"collections_baseline_{stage}", observed)
+    baseline_default = min(max(round(baseline_default * 100, 1), 1.0), 99.0)
+    left, middle, right = st.columns(3)
+    baseline = left.number_input(
+        common.tr("collections.plan.baseline") + " (%)", min_value=0.1, max_value=99.9,
+        value=baseline_default, step=1.0, key=f"plan_baseline_{stage}",
+    )
+    lift = middle.number_input(
+        common.tr("collections.plan.lift"), min_value=-50.0, max_value=50.0, value=5.0, step=0.5,
+        key=f"plan_lift_{stage}",
+    )
+    arms = right.number_input(common.tr("collections.plan.arms"), min_value=2, max_value=10, value=2, key=f"plan_arms_{stage}")
+    try:
+        plan = compare.plan_test(
+            baseline / 100, lift / 100, coll.weekly_inflow(episodes, stage), arms=int(arms)
+        )
+    except ValueError:
+        st.warning(common.tr("collections.plan.invalid"))
+        return
+    st.info(compare.describe_plan(plan, common.lang()))
+
+
+def _restructure_section(loans: pd.DataFrame) -> None:
+    st.caption(common.tr("collections.restructure.caption"))
+    if loans.empty:
+        st.info(common.tr("collections.restructure.none"))
+        return
+    table = restructure.summarise_restructured(loans)
+    lang = common.lang()
+    kind_label = {
+        "restructured": common.tr("collections.restructure.kind_restructured"),
+        "extended": common.tr("collections.restructure.kind_extended"),
+        "all": common.tr("collections.restructure.kind_all"),
+    }
+    shown = pd.DataFrame(
+        {
+            common.tr("collections.restructure.kind"): table["kind"].map(kind_label),
+            common.tr("collections.restructure.loans"): table["loans"].map(fmt.format_count),
+            common.tr("collections.restructure.balance_at_event"): table["balance_at_event"].map(lambda v: fmt.format_amount(v, lang)),
+            common.tr("collections.restructure.current_balance"): table["current_balance"].map(lambda v: fmt.format_amount(v, lang)),
+            common.tr("collections.restructure.redefault_6m"): [
+                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)}; n={n})"
+                for r, lo, hi, n in zip(table["redefault_rate_6m"], table["ci_lower_6m"], table["ci_upper_6m"], table["judged_6m"])
+            ],
+            common.tr("collections.restructure.redefault_12m"): [
+                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)}; n={n})"
+                for r, lo, hi, n in zip(table["redefault_rate_12m"], table["ci_lower_12m"], table["ci_upper_12m"], table["judged_12m"])
+            ],
+        }
+    )
+    st.dataframe(shown, hide_index=True, width="stretch")
+    figure = go.Figure()
+    for window in ("6m", "12m"):
+        figure.add_trace(
+            go.Bar(
+                name=common.tr(f"collections.restructure.redefault_{window}"),
+                x=table["kind"].map(kind_label),
+                y=table[f"redefault_rate_{window}"] * 100,
+                error_y={
+                    "type": "data", "symmetric": False,
+                    "array": (table[f"ci_upper_{window}"] - table[f"redefault_rate_{window}"]).fillna(0) * 100,
+                    "arrayminus": (table[f"redefault_rate_{window}"] - table[f"ci_lower_{window}"]).fillna(0) * 100,
+                },
+            )
+        )
+    figure.update_layout(barmode="group", yaxis_title="%", height=340, margin={"t": 30})
+    st.plotly_chart(figure, width="stretch", key="restructure_redefault")
+    common.download_buttons(table, "collections_restructured_summary", key="collections_restructure")
+    common.download_buttons(loans, "collections_restructured_loans", key="collections_restructure_loans")
+
+
+def main() -> None:
+    st.title(common.tr("page.collections"))
+    st.caption(common.tr("collections.caption"))
+    con = common.connection()
+    version = common.data_version()
+    filters = common.filters()
+
+    horizon_days = st.selectbox(
+        common.tr("collections.horizon"), HORIZON_CHOICES, help=common.tr("collections.horizon_help"),
+        key="collections_horizon",
+    )
+    episode_channels = _episode_channels(con, version, filters, horizon_days)
+    if episode_channels.empty:
+        st.info(common.tr("collections.empty"))
+        st.caption(common.tr("collections.koujing"))
+        return
+    episodes = coll.episodes_from(episode_channels)
+    stage = st.radio(
+        common.tr("collections.stage_label"), coll.STAGES, horizontal=True,
+        format_func=lambda value: common.tr(f"collections.stage.{value}"), key="collections_stage",
+    )
+    tabs = st.tabs(
+        [
+            common.tr("collections.section.by_strategy"),
+            common.tr("collections.section.by_channel"),
+            common.tr("collections.section.time_to_cure"),
+            common.tr("collections.section.compare"),
+            common.tr("collections.section.plan"),
+            common.tr("collections.section.restructure"),
+        ]
+    )
+    with tabs[0]:
+        _rates_section(episode_channels, stage, "strategy")
+    with tabs[1]:
+        _rates_section(episode_channels, stage, "channel")
+    with tabs[2]:
+        _time_to_cure_section(episodes, stage)
+    with tabs[3]:
+        _comparison_section(episodes, stage, horizon_days)
+    with tabs[4]:
+        _plan_section(episodes, stage)
+    with tabs[5]:
+        _restructure_section(_restructured(con, version, filters))
+    st.caption(common.tr("collections.koujing"))
+
+
+main()

@@ -1,0 +1,285 @@
+"""Collection-strategy effectiveness (催收策略): episodes, per-arm and per-channel rates.
+
+An episode is one spell of delinquency of one loan (see ``collection_episode_channels`` in
+``queries/collections.sql``). Its stage is set by dpd at entry: early 1–30 (M1), middle
+31–90 (M2–M3), late > 90. Its arm is the strategy of its first action that names one;
+when an episode carries several strategies (``strategy_count`` > 1) it stays in the arm it
+entered with, the assignment a champion/challenger test makes. Episodes without any action
+form the arm ``UNTREATED``.
+
+Rates per stage and arm (or action channel):
+- cure rate: episodes current (or paid off) by the horizon month-end ÷ episodes judged,
+  i.e. whose horizon month-end is in the data or that ended before it; Wilson 95% interval;
+- roll-forward rate: episodes in a worse bucket (or charged off) at the next month-end ÷
+  episodes with a next month-end; Wilson 95% interval;
+- recovery rate: amount collected ÷ overdue balance at entry; cost per yuan collected:
+  cost ÷ amount collected. Both are ratios of sums with a linearisation (delta-method)
+  95% interval over episodes.
+A loan with two episodes in a stage counts twice. Channel groups overlap: an episode is in
+every channel it had an action in, and a channel's contacts, amount collected and cost are
+that channel's actions only.
+
+The comparison of arms is in ``analysis.collections_compare``; the restructured and
+extended loans panel is in ``analysis.collections_restructure``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import duckdb
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+import queries
+from analysis.cli import Command
+from analysis.filters import Filters, resolve_as_of
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("early", "middle", "late")
+UNTREATED = "(none)"
+DEFAULT_HORIZON_DAYS = 30
+Z_95 = 1.959963984540054
+
+EPISODE_COLUMNS = [
+    "loan_id", "episode_no", "start_date", "stage", "entry_dpd", "entry_bucket",
+    "overdue_amount", "outstanding_principal", "product", "province", "end_date",
+    "end_reason", "duration_months", "cure_event", "cured", "rolled_forward", "strategy",
+    "strategy_count", "episode_contacts", "episode_collected_amount", "episode_cost_amount",
+]
+
+REPORT_COLUMNS = [
+    "stage", "strategy", "loans", "contacts", "cured", "cure_rate", "ci_lower", "ci_upper",
+    "rolled_forward", "collected_amount", "overdue_amount", "recovery_rate", "cost",
+]
+
+
+def horizon_months(horizon_days: int) -> int:
+    """Return the number of month-ends a cure horizon in days spans (30 days -> 1)."""
+    if horizon_days < 1:
+        raise ValueError(f"cure horizon must be at least 1 day; got {horizon_days}")
+    return max(1, math.ceil(horizon_days / 30))
+
+
+def load_episode_channels(
+    con: duckdb.DuckDBPyConnection, filters: Filters, horizon_days: int = DEFAULT_HORIZON_DAYS
+) -> pd.DataFrame:
+    """Run ``collection_episode_channels``: one row per (episode, action channel)."""
+    filters = resolve_as_of(con, filters)
+    params = {**filters.params(), "horizon_months": horizon_months(horizon_days)}
+    frame = queries.run(con, "collection_episode_channels", params)
+    for column in ("overdue_amount", "outstanding_principal", "episode_collected_amount",
+                   "episode_cost_amount", "collected_amount", "cost_amount"):
+        frame[column] = frame[column].astype(float)
+    frame["strategy"] = frame["strategy"].fillna(UNTREATED)
+    logger.info("loaded %d episode-channel rows", len(frame))
+    return frame
+
+
+def episodes_from(episode_channels: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per episode (the episode columns of ``episode_channels``)."""
+    return (
+        episode_channels[EPISODE_COLUMNS]
+        .drop_duplicates(["loan_id", "episode_no"])
+        .reset_index(drop=True)
+    )
+
+
+def wilson_interval(count, nobs) -> tuple[np.ndarray, np.ndarray]:
+    """Return Wilson 95% bounds for counts out of nobs; NaN where nobs is 0."""
+    count = np.asarray(count, dtype=float)
+    nobs = np.asarray(nobs, dtype=float)
+    lower = np.full(count.shape, np.nan)
+    upper = np.full(count.shape, np.nan)
+    positive = nobs > 0
+    if positive.any():
+        low, high = proportion_confint(count[positive], nobs[positive], alpha=0.05, method="wilson")
+        lower[positive] = low
+        upper[positive] = high
+    return lower, upper
+
+
+def ratio_interval(numerator: pd.Series, denominator: pd.Series) -> tuple[float, float, float]:
+    """Return the ratio of sums and its linearisation 95% interval.
+
+    Var(R) ≈ Σ (y_i − R x_i)² / (n (n − 1) x̄²), the usual ratio-estimator variance; the
+    interval is NaN when fewer than two episodes or the denominator sums to zero.
+    """
+    y = numerator.to_numpy(dtype=float)
+    x = denominator.to_numpy(dtype=float)
+    total = x.sum()
+    if len(x) == 0 or total == 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = y.sum() / total
+    n = len(x)
+    if n < 2:
+        return ratio, float("nan"), float("nan")
+    variance = ((y - ratio * x) ** 2).sum() / (n * (n - 1) * (total / n) ** 2)
+    half = Z_95 * math.sqrt(variance)
+    return ratio, ratio - half, ratio + half
+
+
+def _summarise_group(rows: pd.DataFrame, contacts: str, collected: str, cost: str) -> dict:
+    """Return the rates of one (stage, group) from its episode rows."""
+    judged = rows["cured"].notna()
+    cured = int(rows.loc[judged, "cured"].astype(bool).sum())
+    rolled_known = rows["rolled_forward"].notna()
+    rolled = int(rows.loc[rolled_known, "rolled_forward"].astype(bool).sum())
+    recovery, recovery_low, recovery_high = ratio_interval(rows[collected], rows["overdue_amount"])
+    per_yuan, per_yuan_low, per_yuan_high = ratio_interval(rows[cost], rows[collected])
+    return {
+        "loans": len(rows),
+        "contacts": int(rows[contacts].sum()),
+        "contacts_per_loan": rows[contacts].sum() / len(rows),
+        "judged": int(judged.sum()),
+        "cured": cured,
+        "roll_judged": int(rolled_known.sum()),
+        "rolled_forward": rolled,
+        "collected_amount": rows[collected].sum(),
+        "overdue_amount": rows["overdue_amount"].sum(),
+        "recovery_rate": recovery,
+        "recovery_ci_lower": recovery_low,
+        "recovery_ci_upper": recovery_high,
+        "cost": rows[cost].sum(),
+        "cost_per_yuan": per_yuan,
+        "cost_per_yuan_ci_lower": per_yuan_low,
+        "cost_per_yuan_ci_upper": per_yuan_high,
+    }
+
+
+def summarise(episode_channels: pd.DataFrame, by: str = "strategy") -> pd.DataFrame:
+    """Return per-stage rates by arm (``by="strategy"``) or by action channel (``"channel"``).
+
+    Columns: stage, <by>, loans, contacts, contacts_per_loan, judged, cured, cure_rate,
+    ci_lower, ci_upper, roll_judged, rolled_forward, roll_rate, roll_ci_lower,
+    roll_ci_upper, collected_amount, overdue_amount (yuan), recovery_rate (+ CI), cost
+    (yuan), cost_per_yuan (+ CI). Rates are fractions; NaN when nothing was judged.
+    """
+    if by not in ("strategy", "channel"):
+        raise ValueError(f"by must be 'strategy' or 'channel'; got {by!r}")
+    if by == "strategy":
+        rows = episodes_from(episode_channels)
+        measures = ("episode_contacts", "episode_collected_amount", "episode_cost_amount")
+    else:
+        rows = episode_channels[episode_channels["channel"].notna()]
+        measures = ("contacts", "collected_amount", "cost_amount")
+    if rows.empty:
+        return pd.DataFrame(columns=_summary_columns(by))
+    records = []
+    for (stage, group), group_rows in rows.groupby(["stage", by], sort=True):
+        records.append({"stage": stage, by: group, **_summarise_group(group_rows, *measures)})
+    table = pd.DataFrame.from_records(records)
+    table["cure_rate"] = table["cured"] / table["judged"].where(table["judged"] > 0)
+    table["ci_lower"], table["ci_upper"] = wilson_interval(table["cured"], table["judged"])
+    table["roll_rate"] = table["rolled_forward"] / table["roll_judged"].where(table["roll_judged"] > 0)
+    table["roll_ci_lower"], table["roll_ci_upper"] = wilson_interval(table["rolled_forward"], table["roll_judged"])
+    table["stage"] = pd.Categorical(table["stage"], categories=STAGES, ordered=True)
+    table = table.sort_values(["stage", by]).reset_index(drop=True)
+    table["stage"] = table["stage"].astype(str)
+    return table[_summary_columns(by)]
+
+
+def _summary_columns(by: str) -> list[str]:
+    return [
+        "stage", by, "loans", "contacts", "contacts_per_loan", "judged", "cured", "cure_rate",
+        "ci_lower", "ci_upper", "roll_judged", "rolled_forward", "roll_rate", "roll_ci_lower",
+        "roll_ci_upper", "collected_amount", "overdue_amount", "recovery_rate",
+        "recovery_ci_lower", "recovery_ci_upper", "cost", "cost_per_yuan",
+        "cost_per_yuan_ci_lower", "cost_per_yuan_ci_upper",
+    ]
+
+
+def time_to_cure(episodes: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Return Kaplan–Meier curves of time to cure per arm in one stage.
+
+    Durations are month-ends from entry to cure (or paid off); episodes still open are
+    censored at the loan's last month-end. NOTE: charged-off episodes are censored at the
+    charge-off month too, so the curves overstate cures that would still come; the
+    cumulative-incidence view would treat charge-off as a competing event.
+
+    Columns: strategy, months, cured_share (1 − S(t)), ci_lower, ci_upper, at_risk.
+    """
+    from lifelines import KaplanMeierFitter
+
+    rows = episodes[episodes["stage"] == stage]
+    curves = []
+    for strategy, arm in rows.groupby("strategy", sort=True):
+        fitter = KaplanMeierFitter()
+        fitter.fit(arm["duration_months"], event_observed=arm["cure_event"].astype(bool))
+        survival = fitter.survival_function_.iloc[:, 0]
+        bounds = fitter.confidence_interval_survival_function_
+        at_risk = fitter.event_table["at_risk"].reindex(survival.index)
+        curves.append(
+            pd.DataFrame(
+                {
+                    "strategy": strategy,
+                    "months": survival.index.astype(int),
+                    "cured_share": 1 - survival.to_numpy(),
+                    "ci_lower": 1 - bounds.iloc[:, 1].to_numpy(),
+                    "ci_upper": 1 - bounds.iloc[:, 0].to_numpy(),
+                    "at_risk": at_risk.to_numpy(),
+                }
+            )
+        )
+    if not curves:
+        return pd.DataFrame(columns=["strategy", "months", "cured_share", "ci_lower", "ci_upper", "at_risk"])
+    return pd.concat(curves, ignore_index=True)
+
+
+def weekly_inflow(episodes: pd.DataFrame, stage: str, months: int = 3) -> float:
+    """Return episodes entering ``stage`` per week over the last ``months`` month-ends.
+
+    Returns 0.0 when there are no episodes.
+    """
+    if episodes.empty:
+        return 0.0
+    starts = pd.to_datetime(episodes["start_date"])
+    last = starts.max()
+    window_start = (last - pd.offsets.MonthEnd(months))
+    recent = episodes[(episodes["stage"] == stage) & (starts > window_start)]
+    weeks = (last - window_start).days / 7
+    return len(recent) / weeks if weeks > 0 else 0.0
+
+
+def collections_report(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    stage: str | None = None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+) -> pd.DataFrame:
+    """Return the ``python -m analysis collections`` table (columns REPORT_COLUMNS).
+
+    ``cost`` is the total collection cost in yuan; cost per yuan collected is
+    cost ÷ collected_amount.
+    """
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
+    table = summarise(load_episode_channels(con, filters, horizon_days), by="strategy")
+    if stage is not None:
+        table = table[table["stage"] == stage]
+    return table[REPORT_COLUMNS].reset_index(drop=True)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", choices=STAGES, help="only this stage (default: all stages)")
+    parser.add_argument(
+        "--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS,
+        help="cure horizon in days, rounded up to month-ends (default 30 = by the next month-end)",
+    )
+
+
+def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
+    return collections_report(con, filters, stage=args.stage, horizon_days=args.horizon_days)
+
+
+COLLECTIONS_COMMAND = Command(
+    name="collections",
+    help="cure, roll-forward and recovery rates per collection stage and strategy; "
+    "cost is the total collection cost in yuan",
+    run=_run,
+    add_arguments=_add_arguments,
+)
