@@ -177,3 +177,110 @@ def simulate_markov_tape(
     loans = pd.DataFrame(loan_rows, columns=LOAN_COLUMNS)
     months = pd.DataFrame(month_rows, columns=MONTH_COLUMNS)
     return write_tape(path, loans, months), month_ends[-1]
+
+
+# A plain pandas reimplementation of the vintage and roll-rate definitions, written
+# independently of the SQL, so tests can compare the two on the same tape.
+
+CLOSED = ("paid_off", "charged_off")
+
+
+def _month_index(dates) -> pd.Series:
+    stamps = pd.to_datetime(pd.Series(dates))
+    return stamps.dt.year * 12 + stamps.dt.month
+
+
+def reference_bucket(dpd: np.ndarray, bounds: list[int]) -> np.ndarray:
+    """Bucket codes by dpd: 0 for dpd <= 0, else 1 + the number of bounds below dpd."""
+    dpd = np.asarray(dpd)
+    return np.where(dpd <= 0, 0, 1 + np.searchsorted(np.asarray(bounds), dpd, side="left"))
+
+
+def reference_vintage(
+    loans: pd.DataFrame, months: pd.DataFrame, as_of: dt.date, threshold: int, quarterly: bool = False
+) -> pd.DataFrame:
+    """Vintage cells with the columns of query ``vintage_cells``, computed with pandas."""
+    loans = loans[pd.to_datetime(loans["origination_date"]) <= pd.Timestamp(as_of)].copy()
+    origination = pd.to_datetime(loans["origination_date"])
+    loans["origination_index"] = _month_index(origination).to_numpy()
+    if quarterly:
+        loans["vintage"] = origination.dt.to_period("Q").dt.start_time.dt.date.to_numpy()
+        last_month_offset = 2
+    else:
+        loans["vintage"] = origination.dt.to_period("M").dt.start_time.dt.date.to_numpy()
+        last_month_offset = 0
+    months = months[pd.to_datetime(months["snapshot_date"]) <= pd.Timestamp(as_of)]
+    rows = months.merge(loans[["loan_id", "origination_index", "vintage", "principal"]], on="loan_id")
+    rows = rows.assign(mob=_month_index(rows["snapshot_date"]).to_numpy() - rows["origination_index"])
+    bad = rows[(rows["dpd"] > threshold) | (rows["status"] == "charged_off")]
+    first_bad = bad.groupby("loan_id")["mob"].min()
+    loans["first_bad_mob"] = loans["loan_id"].map(first_bad)
+    as_of_index = as_of.year * 12 + as_of.month
+    out = []
+    for vintage, cohort in loans.groupby("vintage"):
+        vintage_index = vintage.year * 12 + vintage.month
+        reached = as_of_index - (vintage_index + last_month_offset)
+        cohort_rows = rows[rows["vintage"] == vintage]
+        for mob in range(0, reached + 1):
+            ever = cohort[cohort["first_bad_mob"] <= mob]
+            current = cohort_rows[
+                (cohort_rows["mob"] == mob)
+                & (cohort_rows["dpd"] > threshold)
+                & ~cohort_rows["status"].isin(CLOSED)
+            ]
+            out.append(
+                {
+                    "vintage": vintage,
+                    "mob": mob,
+                    "loan_count": len(cohort),
+                    "principal": float(cohort["principal"].sum()),
+                    "ever_bad_count": len(ever),
+                    "ever_bad_principal": float(ever["principal"].sum()),
+                    "current_bad_count": len(current),
+                    "current_bad_balance": float(current["outstanding_principal"].sum()),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def reference_transitions(
+    months: pd.DataFrame, month: dt.date, bounds: list[int], loan_ids=None
+) -> pd.DataFrame:
+    """Transitions t-1 -> t for one month t as (from_code, to_code, loan_count, balance,
+    next_balance); to_code -1 marks a loan with no snapshot at t."""
+    months = months.copy()
+    months["snapshot_date"] = pd.to_datetime(months["snapshot_date"]).dt.date
+    if loan_ids is not None:
+        months = months[months["loan_id"].isin(set(loan_ids))]
+    previous_month = month.replace(day=1) - dt.timedelta(days=1)
+    previous = months[(months["snapshot_date"] == previous_month) & ~months["status"].isin(CLOSED)]
+    current = months[months["snapshot_date"] == month]
+    pairs = previous.merge(current, on="loan_id", how="left", suffixes=("_prev", "_next"))
+    n = len(bounds)
+    to_code = reference_bucket(pairs["dpd_next"].fillna(0).to_numpy(), bounds)
+    to_code = np.where(pairs["status_next"] == "paid_off", n + 2, to_code)
+    to_code = np.where(pairs["status_next"] == "charged_off", n + 3, to_code)
+    to_code = np.where(pairs["status_next"].isna(), -1, to_code)
+    pairs = pairs.assign(
+        from_code=reference_bucket(pairs["dpd_prev"].to_numpy(), bounds),
+        to_code=to_code,
+        next_balance=pairs["outstanding_principal_next"].fillna(0.0),
+    )
+    return (
+        pairs.groupby(["from_code", "to_code"])
+        .agg(
+            loan_count=("loan_id", "size"),
+            balance=("outstanding_principal_prev", "sum"),
+            next_balance=("next_balance", "sum"),
+        )
+        .reset_index()
+    )
+
+
+def reference_bucket_balances(months: pd.DataFrame, month: dt.date, bounds: list[int]) -> dict[int, float]:
+    """Active outstanding principal by bucket code at one month-end."""
+    months = months.copy()
+    months["snapshot_date"] = pd.to_datetime(months["snapshot_date"]).dt.date
+    active = months[(months["snapshot_date"] == month) & ~months["status"].isin(CLOSED)]
+    codes = reference_bucket(active["dpd"].to_numpy(), bounds)
+    return active.groupby(codes)["outstanding_principal"].sum().to_dict()
