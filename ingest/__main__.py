@@ -1,0 +1,115 @@
+"""Command line: ``python -m ingest load|status|demo``.
+
+Exit codes: 0 success, 1 validation rejected the load, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ingest.columns import TABLES
+
+logger = logging.getLogger("ingest")
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+OPTIONS = {"loans": "--loans", "loan_months": "--months", "installments": "--installments",
+           "collection_actions": "--actions"}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description="Import loan tapes into LoanLens.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    load = commands.add_parser("load", help="validate and import loan-tape files")
+    load.add_argument("--db", help="database file (default: $LOANLENS_DB or data/loanlens.duckdb)")
+    load.add_argument("--mode", choices=("strict", "quarantine"), default="strict",
+                      help="strict: any error rejects everything (default); quarantine: good rows load")
+    load.add_argument("--mapping", help="column mapping TOML file")
+    load.add_argument("--report", help="write the full report as JSON to this file; the rejects CSV goes beside it")
+    load.add_argument("--as-of", dest="as_of", help="data as-of date YYYY-MM-DD (default: today)")
+    load.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the printed summary")
+    for table, option in OPTIONS.items():
+        load.add_argument(option, dest=table, metavar="FILE",
+                          help=f"{table} file (.csv/.tsv/.txt, .xlsx or .parquet)")
+
+    status = commands.add_parser("status", help="show tables, months covered and the last loads")
+    status.add_argument("--db", help="database file")
+    status.add_argument("--lang", choices=("zh", "en"), default="zh")
+
+    commands.add_parser("demo", help="build the demo portfolio (see python -m ingest demo --help)", add_help=False)
+    return parser
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", disable=None, leave=False, file=sys.stderr)
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = int(round(fraction * 100))
+        bar.set_description(message[:40])
+        bar.refresh()
+
+    return bar, update
+
+
+def _run_load(args, parser) -> int:
+    from ingest.load import UsageError, load_files
+    from ingest.mapping import MappingError, load_mapping
+
+    files = {table: Path(getattr(args, table)) for table in TABLES if getattr(args, table)}
+    if not files:
+        parser.error("give at least --loans FILE")
+    try:
+        mapping = load_mapping(args.mapping) if args.mapping else None
+    except (OSError, MappingError) as error:
+        parser.error(f"cannot use mapping file {args.mapping}: {error}")
+    rejects_dir = Path(args.report).resolve().parent if args.report else None
+    bar, update = _progress_bar()
+    try:
+        report = load_files(args.db, files, mode=args.mode, mapping=mapping, as_of=args.as_of,
+                            progress=update, rejects_dir=rejects_dir)
+    except UsageError as error:
+        bar.close()
+        parser.error(str(error))
+    finally:
+        bar.close()
+    if args.report:
+        report.write_json(args.report)
+    print(report.summary(args.lang))
+    return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def _run_status(args) -> int:
+    from ingest.status import status_text
+
+    try:
+        print(status_text(args.db, args.lang))
+    except FileNotFoundError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":
+        from ingest.demo import main as demo_main
+
+        return demo_main(argv[1:]) or 0
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "load":
+        return _run_load(args, parser)
+    return _run_status(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

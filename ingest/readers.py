@@ -1,0 +1,357 @@
+"""Reading source files into DuckDB as all-text tables with source line numbers.
+
+Every file becomes a temporary DuckDB relation with columns ``c0 .. c{n-1}`` (VARCHAR, one
+per source column, in source order), ``c_extra`` (text past the last header column, set
+only on malformed CSV rows) and ``_line`` (1-based source line, header = 1). Types are
+decided later from the whole column, so nothing is guessed from a sample here.
+
+Encodings are detected locally: a BOM (UTF-8 or UTF-16), else a full strict UTF-8 decode,
+else GB18030 (a superset of GBK). Files that are not UTF-8 are transcoded to a temporary
+UTF-8 copy because DuckDB's CSV reader reads UTF-8 only without its encodings extension.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 16 * 1024 * 1024
+SNIFF_BYTES = 256 * 1024
+DELIMITERS = ",\t;|"
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+class SourceError(ValueError):
+    """A file that cannot be read at all (unknown encoding, empty, unsupported format)."""
+
+    def __init__(self, rule: str, message_en: str, detail: str = ""):
+        super().__init__(message_en)
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass
+class Source:
+    """What was read from one file and how."""
+
+    path: Path
+    file_format: str  # csv / xlsx / parquet
+    relation: str  # DuckDB temp relation with c0.., c_extra, _line
+    headers: list[str]
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    rows: int = 0
+    temp_files: list[Path] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        """Delete temporary transcoded copies."""
+        for path in self.temp_files:
+            path.unlink(missing_ok=True)
+
+
+def file_format(path: Path) -> str:
+    """Return 'xlsx', 'parquet' or 'csv' from the file name."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".xls":
+        raise SourceError(
+            "unsupported_format",
+            f"{path.name}: .xls (Excel 97-2003) files are not supported; save the sheet as .xlsx or CSV",
+        )
+    return "csv"
+
+
+# ---------------------------------------------------------------- encodings and scanning
+
+
+@dataclass
+class _Scan:
+    encoding: str
+    utf8_path: Path  # the file itself, or a transcoded UTF-8 copy
+    has_quote: bool
+    blank_lines: list[int]  # physical line numbers of empty lines
+    sample: str  # first SNIFF_BYTES of decoded text
+
+
+def detect_encoding(path: Path) -> str:
+    """Return the encoding of a text file: 'utf-8', 'utf-8-sig', 'utf-16' or 'gb18030'.
+
+    Raises
+    ------
+    SourceError
+        If the bytes are neither valid UTF-8 nor valid GB18030.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK_BYTES):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    raise SourceError(
+        "encoding_unknown",
+        f"{path.name}: the file is neither UTF-8 nor GBK/GB18030 text; save it as UTF-8 CSV",
+    )
+
+
+def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
+    """Transcode to UTF-8 when needed and find quotes and blank lines in one pass."""
+    transcode = encoding not in ("utf-8", "utf-8-sig")
+    out_path = path
+    out = None
+    if transcode:
+        handle, name = tempfile.mkstemp(suffix=".csv", dir=temp_dir)
+        out_path = Path(name)
+        out = open(handle, "wb")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    has_quote = False
+    blank_lines: list[int] = []
+    newlines_before = 0
+    tail = b""
+    sample_parts: list[str] = []
+    sample_size = 0
+    try:
+        with path.open("rb") as handle:
+            while True:
+                chunk = handle.read(CHUNK_BYTES)
+                final = not chunk
+                text = decoder.decode(chunk, final=final)
+                if sample_size < SNIFF_BYTES and text:
+                    sample_parts.append(text[: SNIFF_BYTES - sample_size])
+                    sample_size += len(sample_parts[-1])
+                if transcode and newlines_before == 0 and not tail:
+                    text = text.lstrip("\ufeff")
+                data = text.encode("utf-8") if transcode else chunk
+                if out is not None and data:
+                    out.write(data)
+                if data:
+                    has_quote = has_quote or b'"' in data
+                    buffer = tail + data
+                    for match in _BLANK_LINE.finditer(buffer):
+                        if match.end() > len(tail):
+                            line = newlines_before - tail.count(b"\n") + buffer.count(b"\n", 0, match.start()) + 2
+                            blank_lines.append(line)
+                    newlines_before += data.count(b"\n")
+                    tail = buffer[-2:]
+                if final:
+                    break
+    except UnicodeDecodeError as error:
+        raise SourceError(
+            "encoding_unknown", f"{path.name}: invalid {encoding} bytes ({error}); save it as UTF-8 CSV"
+        ) from error
+    finally:
+        if out is not None:
+            out.close()
+    sample = "".join(sample_parts).lstrip("\ufeff")
+    return _Scan(encoding, out_path, has_quote, sorted(set(blank_lines)), sample)
+
+
+def _sniff_delimiter(sample: str) -> str:
+    lines = sample.splitlines()
+    if len(lines) > 1 and not sample.endswith("\n"):
+        lines = lines[:-1]  # the last line may be cut off
+    text = "\n".join(lines[:200])
+    try:
+        return csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        first = lines[0] if lines else ""
+        counts = {delimiter: first.count(delimiter) for delimiter in DELIMITERS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def _read_header(sample: str, delimiter: str) -> tuple[list[str], int]:
+    """Return the header cells and the number of physical lines the header spans."""
+    reader = csv.reader(io.StringIO(sample), delimiter=delimiter, quotechar='"')
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], 1
+    return [cell.strip().lstrip("\ufeff") for cell in header], reader.line_num
+
+
+# ---------------------------------------------------------------- readers
+
+
+def read_source(
+    con: duckdb.DuckDBPyConnection, path: Path, relation: str, *, sheet: str | None = None,
+    temp_dir: Path,
+) -> Source:
+    """Read ``path`` into the temporary relation ``relation`` (see the module docstring)."""
+    kind = file_format(path)
+    if not path.is_file():
+        raise SourceError("file_not_found", f"{path}: file not found")
+    if kind == "xlsx":
+        return _read_xlsx(con, path, relation, sheet)
+    if kind == "parquet":
+        return _read_parquet(con, path, relation)
+    return _read_csv(con, path, relation, temp_dir)
+
+
+def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
+    encoding = detect_encoding(path)
+    scan = _scan(path, encoding, temp_dir)
+    delimiter = _sniff_delimiter(scan.sample)
+    headers, header_lines = _read_header(scan.sample, delimiter)
+    if not headers or all(not cell for cell in headers):
+        raise SourceError("empty_file", f"{path.name}: the file has no header row")
+    names = [f"c{i}" for i in range(len(headers))] + ["c_extra"]
+    columns = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in names) + "}"
+    base = f"{relation}_base"
+    # The quote and escape characters are fixed to the double quote (RFC 4180). The parallel
+    # reader cannot pad short rows when quoted cells contain newlines, so quoted files are
+    # read single-threaded.
+    con.execute(
+        f"create or replace temp table {base} as select * from read_csv($path, delim = $delim, "
+        f"quote = '\"', escape = '\"', header = true, auto_detect = false, columns = {columns}, "
+        f"null_padding = true, strict_mode = false, parallel = {str(not scan.has_quote).lower()})",
+        {"path": str(scan.utf8_path), "delim": delimiter},
+    )
+    _attach_line_numbers(con, base, relation, names[:-1], scan, header_lines)
+    rows = con.execute(f"select count(*) from {base}").fetchone()[0]
+    source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows)
+    if scan.utf8_path != path:
+        source.temp_files.append(scan.utf8_path)
+    logger.info("read %s: %s rows, encoding %s, delimiter %r", path.name, rows, encoding, delimiter)
+    return source
+
+
+def _attach_line_numbers(con, base: str, relation: str, names: list[str], scan: _Scan, header_lines: int):
+    """Create ``relation`` = ``base`` plus ``_line``, counting quoted newlines and blank lines.
+
+    A row's line is 1 + header lines + its row index + newlines inside earlier rows' quoted
+    cells + blank lines before it (DuckDB skips blank lines).
+    """
+    first = header_lines + 1
+    multiline = False
+    if scan.has_quote:
+        newline_sum = " + ".join(
+            f"coalesce(length({name}) - length(replace({name}, chr(10), '')), 0)" for name in names
+        )
+        con.execute(f"create or replace temp table {base}_nl as select rowid as rid, {newline_sum} as nl "
+                    f"from {base} where {' or '.join(f'contains({n}, chr(10))' for n in names)}")
+        multiline = con.execute(f"select count(*) from {base}_nl").fetchone()[0] > 0
+    line0 = f"{base}.rowid + {first}"
+    if multiline:
+        line0 = (f"{base}.rowid + {first} + coalesce((select sum(nl) from {base}_nl "
+                 f"where {base}_nl.rid < {base}.rowid), 0)")
+    # Blank line i (0-based) at physical line b shifts every row whose line without blank
+    # lines is >= b - i by one more.
+    thresholds = [line - index for index, line in enumerate(scan.blank_lines) if line > header_lines]
+    con.execute(f"create or replace temp table {base}_blank (t bigint)")
+    if thresholds:
+        con.executemany(f"insert into {base}_blank values (?)", [[value] for value in thresholds])
+    line = f"l0 + (select count(*) from {base}_blank where t <= l0)" if thresholds else "l0"
+    con.execute(
+        f"create or replace temp view {relation} as "
+        f"select {line} as _line, * exclude (l0) from (select {line0} as l0, * from {base})"
+    )
+
+
+def _cell_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    text = str(value)
+    return text
+
+
+def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
+    import openpyxl
+    import pandas as pd
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is not None and sheet not in workbook.sheetnames:
+            raise SourceError(
+                "sheet_not_found",
+                f"{path.name}: no sheet named {sheet!r}; sheets are {', '.join(workbook.sheetnames)}",
+            )
+        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+        rows_iter = worksheet.iter_rows(values_only=True)
+        header_row = next(rows_iter, None)
+        if header_row is None:
+            raise SourceError("empty_file", f"{path.name}: the sheet {worksheet.title!r} is empty")
+        headers = [_cell_text(cell) or "" for cell in header_row]
+        while headers and not headers[-1]:
+            headers.pop()
+        width = len(headers)
+        lines: list[int] = []
+        columns: list[list[str | None]] = [[] for _ in range(width + 1)]
+        for line, row in enumerate(rows_iter, start=2):
+            cells = [_cell_text(cell) for cell in row]
+            if all(cell is None or cell == "" for cell in cells):
+                continue
+            lines.append(line)
+            for index in range(width):
+                columns[index].append(cells[index] if index < len(cells) else None)
+            extra = [cell for cell in cells[width:] if cell not in (None, "")]
+            columns[width].append("\t".join(extra) if extra else None)
+        sheet_name = worksheet.title
+    finally:
+        workbook.close()
+    frame = pd.DataFrame({"_line": pd.Series(lines, dtype="int64")})
+    for index in range(width):
+        frame[f"c{index}"] = pd.Series(columns[index], dtype="object")
+    frame["c_extra"] = pd.Series(columns[width], dtype="object")
+    con.register(f"{relation}_frame", frame)
+    cast = ", ".join([f"c{i}::varchar as c{i}" for i in range(width)] + ["c_extra::varchar as c_extra"])
+    con.execute(f"create or replace temp table {relation} as select _line, {cast} from {relation}_frame")
+    con.unregister(f"{relation}_frame")
+    logger.info("read %s sheet %s: %s rows", path.name, sheet_name, len(lines))
+    return Source(path, "xlsx", relation, headers, None, None, sheet_name, rows=len(lines))
+
+
+def _read_parquet(con, path: Path, relation: str) -> Source:
+    described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
+    headers = [row[0] for row in described]
+    select = ", ".join(f'cast("{name.replace(chr(34), chr(34) * 2)}" as varchar) as c{i}'
+                       for i, name in enumerate(headers))
+    # A view cannot hold bound parameters, so the path is written as an escaped literal.
+    literal = "'" + str(path).replace("'", "''") + "'"
+    con.execute(
+        f"create or replace temp view {relation} as select file_row_number + 2 as _line, {select}, "
+        f"null::varchar as c_extra from read_parquet({literal}, file_row_number = true)"
+    )
+    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+    logger.info("read %s: %s rows (parquet)", path.name, rows)
+    return Source(path, "parquet", relation, headers, None, None, rows=rows)

@@ -1,0 +1,124 @@
+"""The import report: per-file counts, validation errors with bilingual texts, totals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import messages
+
+# Errors kept per rule in the report and its JSON; counts are always complete.
+EXAMPLES_PER_RULE = 200
+
+
+@dataclass
+class ValidationError:
+    """One failed check on one source cell (line 1 is the header; None = whole file)."""
+
+    file: str
+    line: int | None
+    column: str
+    value: str | None
+    rule: str
+    message_en: str
+    message_zh: str
+    fix_en: str
+    fix_zh: str
+
+
+def make_error(file: str, line, column: str, value, rule: str) -> ValidationError:
+    """Build a ValidationError with its catalog texts filled in."""
+    values = {"file": file, "line": line if line is not None else "-", "column": column or "-",
+              "value": "" if value is None else value}
+    return ValidationError(
+        file, line, column, value, rule,
+        messages.t(f"ingest.rule.{rule}.message", "en", **values),
+        messages.t(f"ingest.rule.{rule}.message", "zh", **values),
+        messages.t(f"ingest.rule.{rule}.fix", "en", **values),
+        messages.t(f"ingest.rule.{rule}.fix", "zh", **values),
+    )
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    file_name: str
+    table: str
+    file_format: str = ""
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    sha256: str = ""
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    footer_rows: int = 0
+    footer_lines: list[int] = field(default_factory=list)
+    columns_mapped: dict[str, str] = field(default_factory=dict)
+    columns_attributes: list[str] = field(default_factory=list)
+    columns_personal: dict[str, str] = field(default_factory=dict)
+    rate_scale: dict[str, str] = field(default_factory=dict)
+    amount_totals: dict[str, str] = field(default_factory=dict)
+    file_amount_totals: dict[str, str] = field(default_factory=dict)
+    months_replaced: list[str] = field(default_factory=list)
+    derived_months: int = 0
+    warnings: list[str] = field(default_factory=list)
+    load_id: int | None = None
+    counts_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoadReport:
+    """The outcome of one ``load_files`` call."""
+
+    ok: bool
+    mode: str
+    as_of: str = ""
+    load_ids: dict[str, int] = field(default_factory=dict)
+    files: list[FileReport] = field(default_factory=list)
+    errors: list[ValidationError] = field(default_factory=list)
+    counts_by_rule: dict[str, int] = field(default_factory=dict)
+    rejects_csv: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict of the whole report."""
+        data = asdict(self)
+        data["errors_shown"] = len(self.errors)
+        data["errors_total"] = sum(self.counts_by_rule.values())
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, default=str)
+
+    def write_json(self, path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    def summary(self, lang: str = "zh") -> str:
+        """Return a short human-readable summary in ``lang`` ('zh' or 'en')."""
+        key = "ingest.summary.ok" if self.ok else "ingest.summary.rejected"
+        lines = [messages.t(key, lang, mode=self.mode)]
+        for report in self.files:
+            lines.append(messages.t(
+                "ingest.summary.file", lang, file=report.file_name, table=report.table,
+                read=report.rows_read, loaded=report.rows_loaded, rejected=report.rows_rejected,
+                footer=report.footer_rows, encoding=report.encoding or report.file_format,
+            ))
+            for rule, count in sorted(report.counts_by_rule.items()):
+                lines.append(messages.t("ingest.summary.rule", lang, rule=rule, count=count))
+            if report.columns_personal:
+                columns = ", ".join(f"{name} -> {action}" for name, action in report.columns_personal.items())
+                lines.append(messages.t("ingest.summary.personal", lang, columns=columns))
+        shown = 0
+        for error in self.errors:
+            if shown >= 10:
+                break
+            message = error.message_zh if lang == "zh" else error.message_en
+            fix = error.fix_zh if lang == "zh" else error.fix_en
+            lines.append(f"  - {message} {fix}")
+            shown += 1
+        if self.rejects_csv:
+            lines.append(messages.t("ingest.summary.rejects_csv", lang, path=self.rejects_csv))
+        return "\n".join(lines)
