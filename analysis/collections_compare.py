@@ -256,34 +256,37 @@ def _adjusted_odds_ratios(rows: pd.DataFrame, arm_order: list[str], notes: list[
             notes.append(Note("model_failed", {"error": str(error)}, level="warning"))
             return empty
     warned_separation = any("separation" in str(item.message).lower() for item in caught)
-    records, separated = [], []
+    records, separated, diverged_arms = [], [], []
     bounds = fit.conf_int(alpha=ALPHA)
     for arm in arm_order[1:]:
         name = f"arm={arm}"
         coefficient = float(fit.params[name])
         error = float(fit.bse[name])
         arm_outcome = outcome[(rows["arm"] == arm).to_numpy()]
-        unstable = (
+        with np.errstate(over="ignore"):
+            odds = np.exp([coefficient, bounds.loc[name, 0], bounds.loc[name, 1]])
+        constant_outcome = arm_outcome.min() == arm_outcome.max()
+        diverged = (
             abs(coefficient) > SEPARATION_ABS_COEF
             or not math.isfinite(error)
-            or arm_outcome.min() == arm_outcome.max()
+            or not np.isfinite(odds).all()
         )
-        if unstable:
-            separated.append(arm)
+        if constant_outcome or diverged:
+            (separated if constant_outcome else diverged_arms).append(arm)
             records.append({"arm": arm, "odds_ratio": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan})
             continue
         records.append(
             {
                 "arm": arm,
-                "odds_ratio": math.exp(coefficient),
-                "ci_lower": math.exp(bounds.loc[name, 0]),
-                "ci_upper": math.exp(bounds.loc[name, 1]),
+                "odds_ratio": float(odds[0]),
+                "ci_lower": float(odds[1]),
+                "ci_upper": float(odds[2]),
                 "p_value": float(fit.pvalues[name]),
             }
         )
     if separated:
         notes.append(Note("separation_arms", {"arms": ", ".join(separated)}, level="warning"))
-    elif warned_separation or _has_certain_predictions(fit.fittedvalues):
+    if diverged_arms or (not separated and (warned_separation or _has_certain_predictions(fit.fittedvalues))):
         notes.append(Note("separation_covariates", level="warning"))
     return pd.DataFrame.from_records(records, columns=columns)
 
