@@ -24,6 +24,14 @@ REALDATA = REPO_ROOT.parent / "shared" / "realdata"
 # other tables can check their loan ids against it.
 TABLE_ORDER = ("loans", "loan_months", "installments", "collection_actions")
 
+# Option of `python -m ingest load` that takes each table's file.
+LOAD_OPTIONS = {
+    "loans": "--loans",
+    "loan_months": "--months",
+    "installments": "--installments",
+    "collection_actions": "--actions",
+}
+
 
 def build_parser(description: str, default_source: Path) -> argparse.ArgumentParser:
     """Return the parser for the options every converter shares."""
@@ -72,7 +80,7 @@ def load_command(paths: dict[str, Path], db: str | None, mode: str) -> list[str]
     command += ["--mode", mode]
     for name in TABLE_ORDER:
         if name in paths:
-            command += [f"--{name.replace('_', '-')}", str(paths[name].resolve())]
+            command += [LOAD_OPTIONS[name], str(paths[name].resolve())]
     return command
 
 

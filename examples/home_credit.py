@@ -15,7 +15,7 @@ Output (see docs/en/examples.md for every choice):
   origination_date = anchor + DAYS_DECISION of previous_application (every loan in the
   sample is decided before its first due day); principal = sum of AMT_INSTALMENT over
   the distinct instalments (NUM_INSTALMENT_NUMBER, NUM_INSTALMENT_VERSION) of the loan in
-  the file; term_months = CNT_PAYMENT; product = NAME_CONTRACT_TYPE;
+  the file; term_months = CNT_PAYMENT, empty when 0 (revolving loans); product = NAME_CONTRACT_TYPE;
   channel = CHANNEL_TYPE; borrower_id = SK_ID_CURR (hashed by the import); AMT_CREDIT,
   NAME_PORTFOLIO and NAME_YIELD_GROUP as extra attributes.
 - ``installments.csv``: one row per payment row of the source. installment_no numbers
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,14 @@ ANCHOR_DATE = dt.date(2018, 5, 31)
 
 # DAYS_* value that Home Credit uses for "not applicable".
 DAYS_SENTINEL = 365243
+
+AMOUNT_COLUMNS = ("AMT_INSTALMENT", "AMT_PAYMENT")
+FEN = Decimal("0.01")
+
+
+def to_fen(text: str) -> Decimal:
+    """Round a source amount (e.g. '15737.985') to the fen, halves away from zero."""
+    return Decimal(text).quantize(FEN, rounding=ROUND_HALF_UP)
 
 
 def _days_to_dates(days: pd.Series) -> pd.Series:
@@ -67,8 +76,17 @@ def convert(source: Path) -> dict[str, pd.DataFrame]:
         If a loan in installments_payments has no previous_application row, or its
         decision day is later than its first due day.
     """
-    payments = pd.read_csv(source / "installments_payments.csv", encoding="utf-8-sig")
-    applications = pd.read_csv(source / "previous_application.csv", encoding="utf-8-sig")
+    # Amounts are read as text and rounded as decimals, so totals are exact to the fen.
+    payments = pd.read_csv(
+        source / "installments_payments.csv",
+        encoding="utf-8-sig",
+        dtype={column: str for column in AMOUNT_COLUMNS},
+    )
+    for column in AMOUNT_COLUMNS:
+        payments[column] = payments[column].map(to_fen)
+    applications = pd.read_csv(
+        source / "previous_application.csv", encoding="utf-8-sig", dtype={"AMT_CREDIT": str}
+    )
     payments = payments.sort_values(
         ["SK_ID_PREV", "NUM_INSTALMENT_NUMBER", "NUM_INSTALMENT_VERSION", "DAYS_ENTRY_PAYMENT"],
         kind="stable",
@@ -103,11 +121,12 @@ def convert(source: Path) -> dict[str, pd.DataFrame]:
             "loan_id": loans.index.astype(str),
             "borrower_id": loans["SK_ID_CURR"].astype("int64").astype(str),
             "origination_date": _days_to_dates(loans["DAYS_DECISION"]).to_numpy(),
-            "principal": loans["principal"].round(2).to_numpy(),
-            "term_months": loans["CNT_PAYMENT"].astype("Int64").to_numpy(),
+            "principal": loans["principal"].to_numpy(),
+            # Revolving loans have CNT_PAYMENT 0: no contractual term, left empty.
+            "term_months": loans["CNT_PAYMENT"].astype("Int64").where(loans["CNT_PAYMENT"] > 0).to_numpy(),
             "product": loans["NAME_CONTRACT_TYPE"].to_numpy(),
             "channel": loans["CHANNEL_TYPE"].to_numpy(),
-            "amt_credit": loans["AMT_CREDIT"].round(2).to_numpy(),
+            "amt_credit": loans["AMT_CREDIT"].to_numpy(),
             "name_portfolio": loans["NAME_PORTFOLIO"].to_numpy(),
             "name_yield_group": loans["NAME_YIELD_GROUP"].to_numpy(),
         }
@@ -118,9 +137,9 @@ def convert(source: Path) -> dict[str, pd.DataFrame]:
             "loan_id": payments["SK_ID_PREV"].astype(str),
             "installment_no": payments["installment_no"],
             "due_date": _days_to_dates(payments["DAYS_INSTALMENT"]),
-            "principal_due": payments["AMT_INSTALMENT"].round(2),
+            "principal_due": payments["AMT_INSTALMENT"],
             "paid_date": _days_to_dates(payments["DAYS_ENTRY_PAYMENT"]),
-            "principal_paid": payments["AMT_PAYMENT"].round(2),
+            "principal_paid": payments["AMT_PAYMENT"],
             "as_of_date": ANCHOR_DATE.isoformat(),
         }
     )

@@ -75,9 +75,25 @@ def _label(codes: pd.Series, labels: dict[int, str]) -> pd.Series:
     return codes.map(lambda code: labels.get(code, f"undocumented_{code}"))
 
 
+def _whole_amounts(panel: pd.DataFrame, columns: list[str]) -> None:
+    """Turn amount columns into int64 in place (the file writes some as 5.00E+05).
+
+    Raises
+    ------
+    ValueError
+        If an amount has a fractional part, which the UCI data never has.
+    """
+    for column in columns:
+        values = panel[column].astype(float)
+        if not (values == values.round()).all():
+            raise ValueError(f"column {column} has fractional amounts; expected whole NT$")
+        panel[column] = values.astype("int64")
+
+
 def convert(source: Path) -> dict[str, pd.DataFrame]:
     """Read the UCI CSV and return the loans and loan_months tape tables."""
     panel = pd.read_csv(source)
+    _whole_amounts(panel, ["X1", *(f"X{number}" for number in range(12, 24))])
 
     loans = pd.DataFrame(
         {
