@@ -64,7 +64,7 @@ class TestResult:
         from messages import t
 
         key = "survival.logrank_differ" if self.p_value < ALPHA else "survival.logrank_same"
-        return t(key, lang, p=_format_p(self.p_value), chi2=f"{self.statistic:.2f}", df=self.df)
+        return t(key, lang, p=format_p(self.p_value), chi2=f"{self.statistic:.2f}", df=self.df)
 
 
 @dataclass
@@ -112,10 +112,11 @@ class IncidenceResult:
     notes: list[Note] = field(default_factory=list)
 
 
-def _format_p(p_value: float) -> str:
+def format_p(p_value: float) -> str:
+    """Return 'p < 0.0001' or 'p = 0.0123'."""
     if p_value < 0.0001:
-        return "< 0.0001"
-    return f"{p_value:.4f}"
+        return "p < 0.0001"
+    return f"p = {p_value:.4f}"
 
 
 def aggregate_counts(data: SurvivalData, segment: str | None) -> pd.DataFrame:

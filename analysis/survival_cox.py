@@ -60,6 +60,7 @@ MIN_EVENTS = 10
 EVENTS_PER_PARAMETER = 10
 PH_ALPHA = 0.05
 RETRY_PENALIZER = 0.01
+MAX_STANDARDISED_COEF = 5.0
 # Unit of one step of each numeric covariate: divide the stored value by this.
 NUMERIC_SCALE = {"principal": 10_000.0, "annual_rate": 0.01}
 NUMERIC_TERM_NAME = {"principal": "principal_10k_yuan", "annual_rate": "annual_rate_pp"}
@@ -386,8 +387,12 @@ def _fit(design: pd.DataFrame, weights_col: str | None):
                 logger.warning("Cox fit failed with penalizer %s: %s", penalizer, error)
                 continue
         trouble = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+        # A log hazard ratio beyond MAX_STANDARDISED_COEF per standard deviation of its
+        # column means separation (a near-perfect predictor), not a credit effect.
+        spread = design[fitter.params_.index].std().to_numpy()
+        standardised = np.abs(fitter.params_.to_numpy() * spread)
         unstable = not np.all(np.isfinite(fitter.summary["se(coef)"])) or (
-            fitter.summary["coef"].abs() > 15
+            standardised > MAX_STANDARDISED_COEF
         ).any()
         if (trouble or unstable) and penalizer < 0.1:
             for warning in trouble:
