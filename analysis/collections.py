@@ -1,23 +1,29 @@
-"""Collection-strategy effectiveness (催收策略): episodes, per-arm and per-channel rates.
+"""Collection-strategy effectiveness (催收策略): stage entries, per-arm and per-channel rates.
 
-An episode is one spell of delinquency of one loan (see ``collection_episode_channels`` in
-``queries/collections.sql``). Its stage is set by dpd at entry: early 1–30 (M1), middle
-31–90 (M2–M3), late > 90. Its arm is the strategy of its first action that names one;
-when an episode carries several strategies (``strategy_count`` > 1) it stays in the arm it
-entered with, the assignment a champion/challenger test makes. Episodes without any action
-form the arm ``UNTREATED``.
+An episode is one spell of delinquency of one loan; it starts at the first month-end with
+dpd >= 1 after a current one and ends at cure, PAID, WO or the end of the data (see
+``collection_stage_channels`` in ``queries/collections.sql``). The unit of analysis is a
+stage entry: an episode enters a stage at its first month-end with dpd in the stage's
+range, early 1–30 (M1), middle 31–90 (M2–M3), late > 90. The stage of an episode's first
+entry is the stage by dpd at episode start; an episode that rolls from M1 into M2 enters
+the middle stage at its first M2 month-end, where middle-stage strategies are assigned.
+The arm of a stage entry is the strategy of its first action in that stage that names one;
+when a stage carries several strategies (``strategy_count`` > 1) it stays in the arm it
+entered with, the assignment a champion/challenger test makes. Stage entries without any
+action form the arm ``UNTREATED``.
 
 Rates per stage and arm (or action channel):
-- cure rate: episodes current (or paid off) by the horizon month-end ÷ episodes judged,
-  i.e. whose horizon month-end is in the data or that ended before it; Wilson 95% interval;
-- roll-forward rate: episodes in a worse bucket (or charged off) at the next month-end ÷
-  episodes with a next month-end; Wilson 95% interval;
-- recovery rate: amount collected ÷ overdue balance at entry; cost per yuan collected:
-  cost ÷ amount collected. Both are ratios of sums with a linearisation (delta-method)
-  95% interval over episodes.
-A loan with two episodes in a stage counts twice. Channel groups overlap: an episode is in
-every channel it had an action in, and a channel's contacts, amount collected and cost are
-that channel's actions only.
+- cure rate: stage entries current (or paid off) by the horizon month-end after entry ÷
+  entries judged, i.e. whose horizon month-end is in the data or whose episode ended
+  before it; Wilson 95% interval;
+- roll-forward rate: entries in a worse bucket (or charged off) at the next month-end ÷
+  entries with a next month-end; Wilson 95% interval;
+- recovery rate: amount collected in the stage ÷ overdue balance at entry; cost per yuan
+  collected: cost ÷ amount collected. Both are ratios of sums with a linearisation
+  (delta-method) 95% interval over entries.
+"Loans treated" counts stage entries, so a loan with two episodes in a stage counts twice.
+Channel groups overlap: an entry is in every channel it had an action in, and a channel's
+contacts, amount collected and cost are that channel's actions only.
 
 The comparison of arms is in ``analysis.collections_compare``; the restructured and
 extended loans panel is in ``analysis.collections_restructure``.
@@ -46,10 +52,11 @@ DEFAULT_HORIZON_DAYS = 30
 Z_95 = 1.959963984540054
 
 EPISODE_COLUMNS = [
-    "loan_id", "episode_no", "start_date", "stage", "entry_dpd", "entry_bucket",
-    "overdue_amount", "outstanding_principal", "product", "province", "end_date",
-    "end_reason", "duration_months", "cure_event", "cured", "rolled_forward", "strategy",
-    "strategy_count", "episode_contacts", "episode_collected_amount", "episode_cost_amount",
+    "loan_id", "episode_no", "episode_start_date", "entry_date", "stage", "entry_dpd",
+    "entry_bucket", "overdue_amount", "outstanding_principal", "product", "province",
+    "end_date", "end_reason", "duration_months", "cure_event", "cured", "rolled_forward",
+    "strategy", "strategy_count", "stage_contacts", "stage_collected_amount",
+    "stage_cost_amount",
 ]
 
 REPORT_COLUMNS = [
@@ -68,12 +75,12 @@ def horizon_months(horizon_days: int) -> int:
 def load_episode_channels(
     con: duckdb.DuckDBPyConnection, filters: Filters, horizon_days: int = DEFAULT_HORIZON_DAYS
 ) -> pd.DataFrame:
-    """Run ``collection_episode_channels``: one row per (episode, action channel)."""
+    """Run ``collection_stage_channels``: one row per (stage entry, action channel)."""
     filters = resolve_as_of(con, filters)
     params = {**filters.params(), "horizon_months": horizon_months(horizon_days)}
-    frame = queries.run(con, "collection_episode_channels", params)
-    for column in ("overdue_amount", "outstanding_principal", "episode_collected_amount",
-                   "episode_cost_amount", "collected_amount", "cost_amount"):
+    frame = queries.run(con, "collection_stage_channels", params)
+    for column in ("overdue_amount", "outstanding_principal", "stage_collected_amount",
+                   "stage_cost_amount", "collected_amount", "cost_amount"):
         frame[column] = frame[column].astype(float)
     frame["strategy"] = frame["strategy"].fillna(UNTREATED)
     logger.info("loaded %d episode-channel rows", len(frame))
@@ -81,10 +88,10 @@ def load_episode_channels(
 
 
 def episodes_from(episode_channels: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per episode (the episode columns of ``episode_channels``)."""
+    """Return one row per stage entry (the entry columns of ``episode_channels``)."""
     return (
         episode_channels[EPISODE_COLUMNS]
-        .drop_duplicates(["loan_id", "episode_no"])
+        .drop_duplicates(["loan_id", "episode_no", "stage"])
         .reset_index(drop=True)
     )
 
@@ -163,7 +170,7 @@ def summarise(episode_channels: pd.DataFrame, by: str = "strategy") -> pd.DataFr
         raise ValueError(f"by must be 'strategy' or 'channel'; got {by!r}")
     if by == "strategy":
         rows = episodes_from(episode_channels)
-        measures = ("episode_contacts", "episode_collected_amount", "episode_cost_amount")
+        measures = ("stage_contacts", "stage_collected_amount", "stage_cost_amount")
     else:
         rows = episode_channels[episode_channels["channel"].notna()]
         measures = ("contacts", "collected_amount", "cost_amount")
@@ -237,7 +244,7 @@ def weekly_inflow(episodes: pd.DataFrame, stage: str, months: int = 3) -> float:
     """
     if episodes.empty:
         return 0.0
-    starts = pd.to_datetime(episodes["start_date"])
+    starts = pd.to_datetime(episodes["entry_date"])
     last = starts.max()
     window_start = (last - pd.offsets.MonthEnd(months))
     recent = episodes[(episodes["stage"] == stage) & (starts > window_start)]

@@ -3,36 +3,42 @@
 -- $provinces, $grades, $vintage_from, $vintage_to; $as_of is the last month-end used
 -- (null = all data).
 
--- name: collection_episode_channels
--- Returns one row per (collection episode, action channel); an episode without actions has
--- one row with a null channel. Episode columns repeat on each of its channel rows.
+-- name: collection_stage_channels
+-- Returns one row per (stage entry, action channel); a stage entry without actions has one
+-- row with a null channel, and its entry columns repeat on each of its channel rows.
 -- An episode starts at the first month-end with dpd >= 1 after a month-end with dpd 0 (or
--- at a loan's first snapshot when that is already overdue) and ends at the first later
--- month-end that is current (cured), paid_off, charged_off, or at the end of the data. A
--- loan that becomes current by being restructured or extended ends its episode as
+-- at a loan's first snapshot when that is already overdue). It ends at the first later
+-- month-end that is current (cured), paid_off or charged_off, or at the end of the data.
+-- A loan that becomes current by being restructured or extended ends its episode as
 -- 'restructured', which is not a cure.
--- Actions belong to an episode from its first day past due (start_date - entry_dpd + 1)
--- to its end month-end (or the last month-end of the data).
+-- An episode enters a stage at its first month-end with dpd in that stage's range (early
+-- 1-30, middle 31-90, late > 90), so an episode that starts in M1 and rolls to M2 enters
+-- the early and then the middle stage. A stage is never re-entered after a later one.
+-- The stage's actions run from the day after its entry month-end (from the first day past
+-- due, start_date - entry_dpd + 1, for the episode's first stage) to the next stage's entry
+-- month-end, the episode's end month-end or the last month-end of the data.
 -- Columns:
 --   loan_id VARCHAR; episode_no INTEGER (1-based within the loan);
---   start_date DATE (month-end of entry); stage VARCHAR (early dpd 1-30, middle 31-90,
---   late > 90); entry_dpd INTEGER; entry_bucket INTEGER (1 = M1 ... 7 = M7+);
---   overdue_amount DECIMAL yuan (overdue principal + interest at entry; the outstanding
---   principal when the tape has no overdue principal); outstanding_principal DECIMAL yuan;
---   product, province VARCHAR;
+--   episode_start_date DATE (month-end the episode started);
+--   entry_date DATE (month-end the stage was entered); stage VARCHAR (early / middle /
+--   late); entry_dpd INTEGER; entry_bucket INTEGER (1 = M1 ... 7 = M7+);
+--   overdue_amount DECIMAL yuan (overdue principal + interest at entry, or the
+--   outstanding principal when the tape has no overdue principal);
+--   outstanding_principal DECIMAL yuan; product, province VARCHAR;
 --   end_date DATE (month-end the episode ended, null when still open);
 --   end_reason VARCHAR (cured / paid_off / restructured / charged_off / censored);
---   duration_months INTEGER (month-ends from entry to the end, or to the loan's last
---   month-end when censored); cure_event BOOLEAN (ended cured or paid_off);
---   cured BOOLEAN (cured or paid_off by the horizon month-end, null when not judged);
---   rolled_forward BOOLEAN (worse bucket or charged_off at the next month-end, null when
---   there is no next month-end; false when paid_off);
---   strategy VARCHAR (strategy of the episode's first action that has one);
---   strategy_count INTEGER (distinct strategies in the episode);
---   episode_contacts INTEGER, episode_collected_amount DECIMAL yuan, episode_cost_amount
---   DECIMAL yuan (all the episode's actions);
+--   duration_months INTEGER (month-ends from stage entry to the episode's end, or to the
+--   loan's last month-end when censored); cure_event BOOLEAN (ended cured or paid_off);
+--   cured BOOLEAN (cured or paid_off by the horizon month-end after entry, null when that
+--   month-end is not in the data and the episode is still open);
+--   rolled_forward BOOLEAN (worse bucket or charged_off at the month-end after entry,
+--   null when there is none, false when paid_off);
+--   strategy VARCHAR (strategy of the stage's first action that has one);
+--   strategy_count INTEGER (distinct strategies among the stage's actions);
+--   stage_contacts INTEGER, stage_collected_amount DECIMAL yuan, stage_cost_amount
+--   DECIMAL yuan (all the stage's actions);
 --   channel VARCHAR; contacts INTEGER; collected_amount DECIMAL yuan; cost_amount DECIMAL
---   yuan (the channel's actions only).
+--   yuan (the channel's actions in the stage only).
 -- Parameters: shared filters, $as_of, $horizon_months (cure horizon in month-ends, 1 = by
 -- the next month-end).
 with
@@ -108,15 +114,8 @@ episode_spans as (
     select
         loan_id,
         episode_no,
-        min(snapshot_date) as start_date,
-        arg_min_null(dpd, snapshot_date) as entry_dpd,
-        arg_min_null(overdue_amount, snapshot_date) as overdue_amount,
-        arg_min_null(outstanding_principal, snapshot_date) as outstanding_principal,
-        arg_min_null(next_date, snapshot_date) as next_date,
-        arg_min_null(next_dpd, snapshot_date) as next_dpd,
-        arg_min_null(next_status, snapshot_date) as next_status,
+        min(snapshot_date) as episode_start_date,
         arg_max_null(next_date, snapshot_date) as end_date,
-        arg_max_null(next_dpd, snapshot_date) as end_dpd,
         arg_max_null(next_status, snapshot_date) as end_status,
         arg_max_null(status, snapshot_date) as last_delinquent_status,
         max(last_snapshot_date) as last_snapshot_date
@@ -129,128 +128,184 @@ episode_spans as (
 
 episodes as (
     select
-        s.*,
+        *,
         case
-            when s.entry_dpd <= 30 then 'early'
-            when s.entry_dpd <= 90 then 'middle'
-            else 'late'
-        end as stage,
-        least(ceil(s.entry_dpd / 30.0), 7)::integer as entry_bucket,
-        case
-            when s.end_date is null then 'censored'
-            when s.end_status = 'charged_off' then 'charged_off'
-            when s.end_status = 'paid_off' then 'paid_off'
-            when s.end_status in ('restructured', 'extended')
-                and s.last_delinquent_status not in ('restructured', 'extended') then 'restructured'
+            when end_date is null then 'censored'
+            when end_status = 'charged_off' then 'charged_off'
+            when end_status = 'paid_off' then 'paid_off'
+            when end_status in ('restructured', 'extended')
+                and last_delinquent_status not in ('restructured', 'extended') then 'restructured'
             else 'cured'
-        end as end_reason,
-        last_day(s.start_date + to_months($horizon_months::integer)) as horizon_date
-    from episode_spans as s
+        end as end_reason
+    from episode_spans
+),
+
+staged_rows as (
+    select
+        *,
+        case when dpd <= 30 then 1 when dpd <= 90 then 2 else 3 end as stage_rank
+    from numbered
+    where is_delinquent
+),
+
+ranked_rows as (
+    select
+        *,
+        max(stage_rank) over (
+            partition by loan_id, episode_no
+            order by snapshot_date
+            rows between unbounded preceding and 1 preceding
+        ) as previous_max_rank
+    from staged_rows
+),
+
+stage_entries as (
+    select
+        loan_id,
+        episode_no,
+        snapshot_date as entry_date,
+        stage_rank,
+        dpd as entry_dpd,
+        overdue_amount,
+        outstanding_principal,
+        next_date,
+        next_dpd,
+        next_status,
+        lead(snapshot_date) over (
+            partition by loan_id, episode_no
+            order by snapshot_date
+        ) as next_stage_date
+    from ranked_rows
+    where previous_max_rank is null or stage_rank > previous_max_rank
 ),
 
 judged as (
     select
-        e.*,
-        date_diff('month', e.start_date, coalesce(e.end_date, e.last_snapshot_date)) as duration_months,
+        s.*,
+        e.episode_start_date,
+        e.end_date,
+        e.end_reason,
+        e.last_snapshot_date,
+        case s.stage_rank when 1 then 'early' when 2 then 'middle' else 'late' end as stage,
+        least(ceil(s.entry_dpd / 30.0), 7)::integer as entry_bucket,
+        date_diff('month', s.entry_date, coalesce(e.end_date, e.last_snapshot_date)) as duration_months,
         e.end_reason in ('cured', 'paid_off') as cure_event,
         case
-            when e.end_date is not null and e.end_date <= e.horizon_date
+            when e.end_date is not null
+                and e.end_date <= last_day(s.entry_date + to_months($horizon_months::integer))
                 then e.end_reason in ('cured', 'paid_off')
-            when e.last_snapshot_date >= e.horizon_date then false
+            when e.last_snapshot_date >= last_day(s.entry_date + to_months($horizon_months::integer))
+                then false
         end as cured,
         case
-            when e.next_date is null then null
-            when e.next_status = 'charged_off' then true
-            when e.next_status = 'paid_off' then false
-            else (case when e.next_dpd = 0 then 0 else least(ceil(e.next_dpd / 30.0), 7) end) > e.entry_bucket
-        end as rolled_forward
-    from episodes as e
+            when s.next_date is null then null
+            when s.next_status = 'charged_off' then true
+            when s.next_status = 'paid_off' then false
+            else (case when s.next_dpd = 0 then 0 else least(ceil(s.next_dpd / 30.0), 7) end)
+                > least(ceil(s.entry_dpd / 30.0), 7)
+        end as rolled_forward,
+        case
+            when s.entry_date = e.episode_start_date then s.entry_date - s.entry_dpd + 1
+            else s.entry_date + 1
+        end as window_start
+    from stage_entries as s
+    inner join episodes as e
+        on s.loan_id = e.loan_id
+        and s.episode_no = e.episode_no
 ),
 
-episode_actions as (
+stage_actions as (
     select
-        e.loan_id,
-        e.episode_no,
+        j.loan_id,
+        j.episode_no,
+        j.stage,
         a.action_id,
         a.action_time,
         a.channel,
         a.strategy,
         a.amount_collected,
         a.cost
-    from judged as e
+    from judged as j
     cross join data_end as d
     inner join actions as a
-        on a.loan_id = e.loan_id
-        and a.action_time::date >= e.start_date - e.entry_dpd + 1
-        and a.action_time::date <= coalesce(e.end_date, d.end_date)
+        on a.loan_id = j.loan_id
+        and a.action_time::date >= j.window_start
+        and a.action_time::date <= coalesce(j.next_stage_date, j.end_date, d.end_date)
 ),
 
-episode_totals as (
+stage_totals as (
     select
         loan_id,
         episode_no,
+        stage,
         arg_min(strategy, action_time) as strategy,
         count(distinct strategy) as strategy_count,
-        count(*) as episode_contacts,
-        coalesce(sum(amount_collected), 0) as episode_collected_amount,
-        coalesce(sum(cost), 0) as episode_cost_amount
-    from episode_actions
+        count(*) as stage_contacts,
+        coalesce(sum(amount_collected), 0) as stage_collected_amount,
+        coalesce(sum(cost), 0) as stage_cost_amount
+    from stage_actions
     group by
         loan_id,
-        episode_no
+        episode_no,
+        stage
 ),
 
 channel_totals as (
     select
         loan_id,
         episode_no,
+        stage,
         channel,
         count(*) as contacts,
         coalesce(sum(amount_collected), 0) as collected_amount,
         coalesce(sum(cost), 0) as cost_amount
-    from episode_actions
+    from stage_actions
     group by
         loan_id,
         episode_no,
+        stage,
         channel
 ),
 
 final as (
     select
-        e.loan_id,
-        e.episode_no::integer as episode_no,
-        e.start_date,
-        e.stage,
-        e.entry_dpd,
-        e.entry_bucket,
-        e.overdue_amount,
-        e.outstanding_principal,
+        j.loan_id,
+        j.episode_no::integer as episode_no,
+        j.episode_start_date,
+        j.entry_date,
+        j.stage,
+        j.entry_dpd,
+        j.entry_bucket,
+        j.overdue_amount,
+        j.outstanding_principal,
         l.product,
         l.province,
-        e.end_date,
-        e.end_reason,
-        e.duration_months::integer as duration_months,
-        e.cure_event,
-        e.cured,
-        e.rolled_forward,
+        j.end_date,
+        j.end_reason,
+        j.duration_months::integer as duration_months,
+        j.cure_event,
+        j.cured,
+        j.rolled_forward,
         t.strategy,
         coalesce(t.strategy_count, 0)::integer as strategy_count,
-        coalesce(t.episode_contacts, 0)::integer as episode_contacts,
-        coalesce(t.episode_collected_amount, 0) as episode_collected_amount,
-        coalesce(t.episode_cost_amount, 0) as episode_cost_amount,
+        coalesce(t.stage_contacts, 0)::integer as stage_contacts,
+        coalesce(t.stage_collected_amount, 0) as stage_collected_amount,
+        coalesce(t.stage_cost_amount, 0) as stage_cost_amount,
         c.channel,
         coalesce(c.contacts, 0)::integer as contacts,
         coalesce(c.collected_amount, 0) as collected_amount,
         coalesce(c.cost_amount, 0) as cost_amount
-    from judged as e
+    from judged as j
     inner join loans_in_scope as l
-        on e.loan_id = l.loan_id
-    left join episode_totals as t
-        on e.loan_id = t.loan_id
-        and e.episode_no = t.episode_no
+        on j.loan_id = l.loan_id
+    left join stage_totals as t
+        on j.loan_id = t.loan_id
+        and j.episode_no = t.episode_no
+        and j.stage = t.stage
     left join channel_totals as c
-        on e.loan_id = c.loan_id
-        and e.episode_no = c.episode_no
+        on j.loan_id = c.loan_id
+        and j.episode_no = c.episode_no
+        and j.stage = c.stage
 )
 
 select *
@@ -258,6 +313,7 @@ from final
 order by
     loan_id,
     episode_no,
+    entry_date,
     channel;
 
 -- name: restructured_loans

@@ -9,9 +9,9 @@
 --   contact_hours: an action in $contact_channels at or after $quiet_start or before
 --     $quiet_end (local time), connected or not;
 --   call_frequency: the ($max_connected_calls + 1)-th and later connected call in
---     $voice_channels to the borrower (contact_target borrower or missing) on one calendar
---     day, counted per borrower_id across all loans, agents and agencies, and per loan when
---     the loan has no borrower_id; calls on loans outside the filters still count;
+--     $voice_channels about one borrower on one calendar day, whoever answered. Calls are
+--     counted per borrower_id across all loans, agents and agencies, or per loan when the
+--     loan has no borrower_id, and calls on loans outside the filters still count;
 --   non_borrower_contact: an action in $contact_channels whose contact_target is
 --     emergency_contact or third_party.
 -- Columns: loan_id VARCHAR; action_id BIGINT; load_id BIGINT; action_time TIMESTAMP;
@@ -56,7 +56,6 @@ connected_calls as (
     from actions
     where connected
       and list_contains($voice_channels::varchar[], channel)
-      and coalesce(contact_target, 'borrower') = 'borrower'
 ),
 
 breaches as (

@@ -31,20 +31,34 @@ def test_episodes_start_after_current_and_end_at_cure(con):
     add_loans(con, [{"loan_id": "L1"}])
     # Jan C, Feb M1 (20), Mar M2 (45), Apr C, May M1 (10), Jun paid off.
     add_months(con, "L1", JAN, [0, 20, 45, 0, 10, "P"])
-    episodes = _episodes(con)
-    assert len(episodes) == 2
-    first, second = episodes.iloc[0], episodes.iloc[1]
-    assert first["start_date"] == pd.Timestamp("2025-02-28")
-    assert first["stage"] == "early"
+    entries = _episodes(con)
+    assert entries["episode_no"].tolist() == [1, 1, 2]
+    assert entries["stage"].tolist() == ["early", "middle", "early"]
+    first, middle, second = entries.iloc[0], entries.iloc[1], entries.iloc[2]
+    assert first["entry_date"] == pd.Timestamp("2025-02-28")
     assert first["end_reason"] == "cured"
     assert first["end_date"] == pd.Timestamp("2025-04-30")
     assert first["duration_months"] == 2
     assert not first["cured"]  # still overdue at the next month-end (March)
     assert first["rolled_forward"]  # M1 -> M2
-    assert second["start_date"] == pd.Timestamp("2025-05-31")
+    # The episode enters the middle stage at its first M2 month-end and cures a month later.
+    assert middle["entry_date"] == pd.Timestamp("2025-03-31")
+    assert middle["episode_start_date"] == pd.Timestamp("2025-02-28")
+    assert middle["cured"]
+    assert middle["duration_months"] == 1
+    assert second["entry_date"] == pd.Timestamp("2025-05-31")
     assert second["end_reason"] == "paid_off"
     assert second["cured"]
     assert not second["rolled_forward"]
+
+
+def test_stage_not_reentered_after_later_stage(con):
+    add_loans(con, [{"loan_id": "L1"}])
+    # M1, M2, back to M1 by a partial payment, then M2 again: one early and one middle entry.
+    add_months(con, "L1", JAN, [0, 20, 45, 25, 50, 0])
+    entries = _episodes(con)
+    assert entries["stage"].tolist() == ["early", "middle"]
+    assert entries["entry_date"].tolist() == [pd.Timestamp("2025-02-28"), pd.Timestamp("2025-03-31")]
 
 
 def test_episode_stage_follows_entry_dpd(con):
@@ -61,7 +75,7 @@ def test_episode_first_snapshot_overdue_and_charge_off(con):
     add_loans(con, [{"loan_id": "W"}])
     add_months(con, "W", JAN, [45, 75, "W"])
     episode = _episodes(con).iloc[0]
-    assert episode["start_date"] == pd.Timestamp("2025-01-31")
+    assert episode["entry_date"] == pd.Timestamp("2025-01-31")
     assert episode["stage"] == "middle"
     assert episode["end_reason"] == "charged_off"
     assert not episode["cured"]
@@ -70,15 +84,15 @@ def test_episode_first_snapshot_overdue_and_charge_off(con):
 
 def test_episode_censored_at_end_of_data(con):
     add_loans(con, [{"loan_id": "C"}, {"loan_id": "N"}])
-    add_months(con, "C", JAN, [0, 10, 40])
+    add_months(con, "C", JAN, [0, 10, 15])
     add_months(con, "N", JAN, [0, 0, 15])
-    episodes = _episodes(con).set_index("loan_id")
-    assert episodes.loc["C", "end_reason"] == "censored"
-    assert episodes.loc["C", "duration_months"] == 1
-    assert not episodes.loc["C", "cured"]  # judged: March is in the data and overdue
+    entries = _episodes(con).set_index("loan_id")
+    assert entries.loc["C", "end_reason"] == "censored"
+    assert entries.loc["C", "duration_months"] == 1
+    assert not entries.loc["C", "cured"]  # judged: March is in the data and overdue
     # N entered at the last month-end: its horizon month-end is not in the data yet.
-    assert pd.isna(episodes.loc["N", "cured"])
-    assert pd.isna(episodes.loc["N", "rolled_forward"])
+    assert pd.isna(entries.loc["N", "cured"])
+    assert pd.isna(entries.loc["N", "rolled_forward"])
 
 
 def test_episode_as_of_cuts_later_months(con):
@@ -99,27 +113,32 @@ def test_restructure_ends_episode_without_cure(con):
     assert not episode["cure_event"]
 
 
-def test_actions_assigned_within_episode_window(con):
+def test_actions_assigned_within_stage_window(con):
     add_loans(con, [{"loan_id": "A"}])
-    add_months(con, "A", JAN, [0, 10, 0, 0])
-    # Feb month-end at dpd 10: the first day past due is Feb 19; the episode ends Mar 31.
+    add_months(con, "A", JAN, [0, 10, 40, 0, 0])
+    # Feb month-end at dpd 10: the first day past due is Feb 19. The early stage runs to the
+    # M2 entry month-end (Mar 31); the middle stage from Apr 1 to the cure month-end Apr 30.
     add_actions(
         con,
         [
             {"loan_id": "A", "action_time": "2025-02-18 10:00:00", "strategy": "X"},  # before
             {"loan_id": "A", "action_time": "2025-02-19 10:00:00", "strategy": "S1", "amount_collected": 300, "cost": 2},
-            {"loan_id": "A", "action_time": "2025-03-05 10:00:00", "strategy": "S2", "channel": "sms", "cost": 1},
-            {"loan_id": "A", "action_time": "2025-04-02 10:00:00", "strategy": "X"},  # after
+            {"loan_id": "A", "action_time": "2025-03-31 10:00:00", "strategy": "S2", "channel": "sms", "cost": 1},
+            {"loan_id": "A", "action_time": "2025-04-01 09:00:00", "strategy": "M1", "cost": 4},
+            {"loan_id": "A", "action_time": "2025-05-02 10:00:00", "strategy": "X"},  # after
         ],
     )
     frame = coll.load_episode_channels(con, Filters())
-    episode = coll.episodes_from(frame).iloc[0]
-    assert episode["strategy"] == "S1"  # the first action's strategy
-    assert episode["strategy_count"] == 2
-    assert episode["episode_contacts"] == 2
-    assert episode["episode_collected_amount"] == 300
-    assert episode["episode_cost_amount"] == 3
-    assert sorted(frame["channel"]) == ["manual_call", "sms"]
+    entries = coll.episodes_from(frame).set_index("stage")
+    early, middle = entries.loc["early"], entries.loc["middle"]
+    assert early["strategy"] == "S1"  # the first action's strategy
+    assert early["strategy_count"] == 2
+    assert early["stage_contacts"] == 2
+    assert early["stage_collected_amount"] == 300
+    assert early["stage_cost_amount"] == 3
+    assert middle["strategy"] == "M1"
+    assert middle["stage_contacts"] == 1
+    assert sorted(frame.loc[frame["stage"] == "early", "channel"]) == ["manual_call", "sms"]
 
 
 def test_episode_without_actions_is_untreated(con):
@@ -133,8 +152,8 @@ def test_episode_without_actions_is_untreated(con):
 def test_episode_query_columns_match_doc(con):
     add_loans(con, [{"loan_id": "U"}])
     add_months(con, "U", JAN, [0, 10, 0])
-    frame = queries.run(con, "collection_episode_channels", {**Filters().params(), "horizon_months": 1})
-    doc = queries.get_query("collection_episode_channels").doc
+    frame = queries.run(con, "collection_stage_channels", {**Filters().params(), "horizon_months": 1})
+    doc = queries.get_query("collection_stage_channels").doc
     for column in frame.columns:
         assert column in doc, column
 
@@ -171,8 +190,10 @@ def test_recovery_interval_is_ratio_estimator(con):
     build_arm_trial(con, {"A": (30, 9)})
     frame = coll.load_episode_channels(con, Filters())
     row = coll.summarise(frame).iloc[0]
+    assert row["stage"] == "early"
     episodes = coll.episodes_from(frame)
-    y = episodes["episode_collected_amount"].to_numpy()
+    episodes = episodes[episodes["stage"] == "early"]
+    y = episodes["stage_collected_amount"].to_numpy()
     x = episodes["overdue_amount"].to_numpy()
     ratio = y.sum() / x.sum()
     n = len(x)

@@ -177,3 +177,14 @@ def test_compliance_command_columns(db_path, tmp_path):
     table = pd.read_csv(out, encoding="utf-8-sig", dtype=str)
     assert list(table.columns) == ["loan_id", "action_time", "agent_id", "channel", "rule"]
     assert table.values.tolist() == [["007", "2026-03-03 22:15:00", "CA017", "manual_call", "contact_hours"]]
+
+
+def test_calls_to_contacts_count_toward_cap(con):
+    add_loans(con, [{"loan_id": "L1", "borrower_id": "b1"}])
+    add_actions(
+        con,
+        [{"loan_id": "L1", "action_time": f"{DAY} {hour}:00:00"} for hour in (9, 10, 11)]
+        + [{"loan_id": "L1", "action_time": f"{DAY} 12:00:00", "contact_target": "emergency_contact"}],
+    )
+    # The 4th connected call of the day went to an emergency contact: it breaks both rules.
+    assert _rules_of(con) == [(4, "call_frequency"), (4, "non_borrower_contact")]
