@@ -11,9 +11,8 @@ from the cpca package's adcode list by ``scripts/build_regions_reference.py``; s
 licences in ``data/SOURCES.md``). Codes retired since then still resolve to their province
 and, where the prefecture code survives, to their city.
 
-The scalar functions cost microseconds per call; the ``*_series`` forms normalise only the
-distinct values of a column, so a million-row column with a few thousand distinct values
-takes well under a second.
+The ``*_series`` forms normalise only the distinct values of a column. A million-row column
+of 35 distinct values took about 0.1 s on the development machine (a laptop-class CPU).
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ LEVELS = ("province", "city", "county")
 # Province-level codes of the four municipalities: their only "city" is the municipality.
 MUNICIPALITY_PREFIXES = ("11", "12", "31", "50")
 
-# Other spellings of province names seen in English-language and older files, lowercase,
-# spaces removed. Two-letter abbreviations are left out because they collide with US
+# Other spellings of province names seen in English-language and older files (lowercase,
+# spaces removed) and island groups that belong to a province. Two-letter abbreviations are left out because they collide with US
 # state codes (CA, GA ...).
 _PROVINCE_ALIASES = {
     "innermongol": "150000",
@@ -49,6 +48,12 @@ _PROVINCE_ALIASES = {
     "hongkong": "810000",
     "shensi": "610000",
     "canton": "440000",
+    # Island groups administered by 三沙市 (Hainan); Natural Earth draws the Paracels apart.
+    "西沙群岛": "460000",
+    "中沙群岛": "460000",
+    "南沙群岛": "460000",
+    "paracelislands": "460000",
+    "spratlyislands": "460000",
 }
 
 # Suffixes written after English province names: "Guangdong Province", "Xinjiang Uygur
@@ -329,6 +334,45 @@ def normalise_city(value, province=None) -> str | None:
             province_region = _province_region(province_text)
     region = _city_region(text, province_region)
     return region.name if region else None
+
+
+def normalise_county(value, province=None, city=None) -> str | None:
+    """Return the official full county-level name (区, 县, 县级市, 旗) for a name or code.
+
+    ``province`` and ``city`` (any form the other functions accept) narrow the search; a
+    county name that exists in several places (鼓楼区) resolves only when they make it
+    unique. Codes resolve through regions_from_code.
+
+    Returns
+    -------
+    str or None
+        E.g. '南山区'; None when the value is missing, ambiguous or matches no county.
+    """
+    text = clean_text(value)
+    if text is None:
+        return None
+    reference = _reference()
+    province_region = None
+    if province is not None and clean_text(province) is not None:
+        province_region = _province_region(clean_text(province))
+    city_region = None
+    if city is not None and clean_text(city) is not None:
+        city_region = _city_region(clean_text(city), province_region)
+    if text.isdigit():
+        _, found_city, county = _regions_from_digits(text)
+        if county is None:
+            return None
+        if city_region is not None and found_city is not None and found_city.code != city_region.code:
+            return None
+        if province_region is not None and county.province_code != province_region.code:
+            return None
+        return county.name
+    matches = _in_scope(reference.counties_by_text.get(text, []), province_region)
+    if city_region is not None:
+        matches = [region for region in matches if region.city_code == city_region.code]
+    if len(matches) == 1:
+        return matches[0].name
+    return None
 
 
 def _regions_from_digits(digits: str) -> tuple[Region | None, Region | None, Region | None]:
