@@ -15,16 +15,16 @@ PROVINCES: tuple[dict, ...] = (
     {"name": "广东省", "code": "440000", "weight": 0.13, "hazard": 1.00, "cities": (
         ("广州市", "440100", "广州营业部"), ("深圳市", "440300", "深圳营业部"),
         ("佛山市", "440600", "佛山营业部"), ("东莞市", "441900", "东莞营业部"))},
-    {"name": "河南省", "code": "410000", "weight": 0.10, "hazard": 2.00, "cities": (
+    {"name": "河南省", "code": "410000", "weight": 0.10, "hazard": 3.20, "cities": (
         ("郑州市", "410100", "郑州营业部"), ("洛阳市", "410300", "洛阳营业部"),
         ("南阳市", "411300", "南阳营业部"))},
-    {"name": "山东省", "code": "370000", "weight": 0.09, "hazard": 1.30, "cities": (
+    {"name": "山东省", "code": "370000", "weight": 0.09, "hazard": 1.50, "cities": (
         ("济南市", "370100", "济南营业部"), ("青岛市", "370200", "青岛营业部"),
         ("临沂市", "371300", "临沂营业部"))},
-    {"name": "四川省", "code": "510000", "weight": 0.09, "hazard": 1.60, "cities": (
+    {"name": "四川省", "code": "510000", "weight": 0.09, "hazard": 2.20, "cities": (
         ("成都市", "510100", "成都营业部"), ("绵阳市", "510700", "绵阳营业部"),
         ("南充市", "511300", "南充营业部"))},
-    {"name": "江苏省", "code": "320000", "weight": 0.08, "hazard": 0.70, "cities": (
+    {"name": "江苏省", "code": "320000", "weight": 0.08, "hazard": 0.60, "cities": (
         ("南京市", "320100", "南京营业部"), ("苏州市", "320500", "苏州营业部"),
         ("徐州市", "320300", "徐州营业部"))},
     {"name": "广西壮族自治区", "code": "450000", "weight": 0.05, "hazard": 1.50, "cities": (
@@ -72,8 +72,9 @@ PROVINCES: tuple[dict, ...] = (
         ("长春市", "220100", "长春营业部"), ("吉林市", "220200", "吉林营业部"))},
 )
 REFERENCE_PROVINCE = "广东省"
-# The five largest provinces by volume, from lowest to highest true risk. Their hazard
-# multipliers differ by at least 23% from one to the next, so the order is recoverable.
+# The five largest provinces by volume, from lowest to highest true risk. Each hazard
+# multiplier is at least 45% above the previous one, so the order is recoverable from the
+# as-of month's M1+ rates of a 20,000-loan demo.
 LARGE_PROVINCE_RISK_ORDER = ("江苏省", "广东省", "山东省", "四川省", "河南省")
 
 GRADES = ("A", "B", "C", "D", "E")
@@ -140,8 +141,8 @@ PRODUCT_GUARANTEES = {
 GROUP_SIZE_RANGE = (3, 5)
 
 # Annual rate: grade base + channel + product add-ons + normal noise, in fractions.
-GRADE_RATE = {"A": 0.085, "B": 0.11, "C": 0.14, "D": 0.18, "E": 0.22}
-CHANNEL_RATE_ADD = {"线上": 0.02, "线下": 0.0, "助贷": 0.05}
+GRADE_RATE = {"A": 0.07, "B": 0.09, "C": 0.105, "D": 0.13, "E": 0.16}
+CHANNEL_RATE_ADD = {"线上": 0.015, "线下": 0.0, "助贷": 0.045}
 PRODUCT_RATE_ADD = {"经营贷": -0.005, "消费贷": 0.0, "农户贷": -0.015}
 RATE_NOISE_SD = 0.012
 RATE_BOUNDS = (0.06, 0.40)
@@ -172,7 +173,7 @@ M1_STAY = 0.05
 # Early stage (M1): strategy assigned at random (50/50) at episode start; the cure
 # probability (M1 -> C at the next month-end) differs by arm.
 EARLY_ARMS = ("A_短信优先", "B_智能语音优先")
-EARLY_ARM_CURE = {"A_短信优先": 0.52, "B_智能语音优先": 0.57}
+EARLY_ARM_CURE = {"A_短信优先": 0.50, "B_智能语音优先": 0.58}
 # Middle stage (M2-M3): assigned when a loan first enters M2 in an episode, NOT at random.
 MIDDLE_ARMS = ("C_人工电催", "D_协商分期")
 MIDDLE_RULE_BALANCE = 20_000.0  # yuan, outstanding principal at M2 entry

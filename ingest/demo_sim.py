@@ -142,31 +142,41 @@ def build_portfolio(n_loans: int, grid: MonthGrid, rng: np.random.Generator) -> 
     """Draw the attributes of ``n_loans`` loans over the 36 vintages of ``grid``."""
     vintage = _draw_vintages(n_loans, grid, rng)
     day = rng.integers(1, 29, n_loans)
-    order = np.lexsort((day, vintage))
-    vintage, day = vintage[order], day[order]
-
     product = _choice(rng, P.PRODUCT_WEIGHTS, n_loans)
     channel = _choice(rng, P.CHANNEL_WEIGHTS, n_loans)
-    grade = _choice(rng, P.GRADE_WEIGHTS, n_loans)
     province = _choice(rng, [p["weight"] for p in P.PROVINCES], n_loans)
     city_offsets = np.cumsum([0] + [len(p["cities"]) for p in P.PROVINCES])
     city_counts = np.diff(city_offsets)
     city = city_offsets[province] + (rng.random(n_loans) * city_counts[province]).astype(int)
+    guarantee = _draw_guarantees(product, channel, rng)
+    group = _form_groups(guarantee, rng)
+    # Members of a joint-liability group borrow together: the first member's origination
+    # date and place apply to the whole group.
+    leader = np.where(group >= 0, _group_leaders(group), np.arange(n_loans))
+    vintage, day, province, city = vintage[leader], day[leader], province[leader], city[leader]
+    guarantee = np.where((guarantee == 4) & (group < 0), 1, guarantee).astype(np.int8)
+
+    order = np.lexsort((day, vintage))
+    vintage, day, product, channel = vintage[order], day[order], product[order], channel[order]
+    province, city, guarantee, group = province[order], city[order], guarantee[order], group[order]
+
+    grade = _choice(rng, P.GRADE_WEIGHTS, n_loans)
     age = np.clip(np.rint(rng.normal(38, 9, n_loans)), 22, 60).astype(np.int16)
     gender = (rng.random(n_loans) < 0.38).astype(np.int8)
-
     term, method = _draw_terms(product, rng)
     principal_fen = _draw_principal(product, rng)
-    guarantee = _draw_guarantees(product, channel, rng)
 
+    # Repeat loans take the borrower (and the gender, age and place) of an earlier first
+    # loan; a repeat loan inside a joint-liability group keeps the group's place.
     is_first, borrower_no = _draw_borrowers(vintage, rng)
     source = _repeat_sources(vintage, is_first, rng)
     repeat = ~is_first
     borrower_no[repeat] = borrower_no[source[repeat]]
-    province[repeat] = province[source[repeat]]
-    city[repeat] = city[source[repeat]]
     gender[repeat] = gender[source[repeat]]
     age[repeat] = age[source[repeat]] + (vintage[repeat] - vintage[source[repeat]]) // 12
+    moved = repeat & (group < 0)
+    province[moved] = province[source[moved]]
+    city[moved] = city[source[moved]]
 
     score = np.array([P.GRADE_SCORE_MEAN[g] for g in P.GRADES])[grade]
     score = np.clip(np.rint(score + rng.normal(0, P.GRADE_SCORE_SD, n_loans)), 300, 850)
@@ -188,9 +198,7 @@ def build_portfolio(n_loans: int, grid: MonthGrid, rng: np.random.Generator) -> 
 
     yyyymm = np.array([int(label.replace("-", "")) for label in grid.month_labels])
     loan_no = yyyymm[vintage].astype(np.int64) * 10**10 + np.arange(1, n_loans + 1)
-
-    group_id = _form_groups(guarantee, channel, city, vintage, grid, rng)
-    guarantee = np.where((guarantee == 4) & (group_id == None), 1, guarantee)  # noqa: E711
+    group_id = _group_labels(group, city, vintage, grid)
 
     return Portfolio(
         n=n_loans, vintage=vintage, day=day, loan_no=loan_no, borrower_no=borrower_no,
@@ -296,34 +304,52 @@ def _draw_rates(grade, channel, product, lpr_pct, rng) -> np.ndarray:
     return units / 10_000
 
 
-def _form_groups(guarantee, channel, city, vintage, grid, rng) -> np.ndarray:
-    """Give offline 联保 loans joint-liability groups of 3-5 in the same city and month."""
-    group_id = np.full(len(guarantee), None, dtype=object)
-    candidates = np.nonzero(guarantee == 4)[0]
-    if len(candidates) == 0:
-        return group_id
-    key = vintage[candidates].astype(np.int64) * 1000 + city[candidates]
-    order = np.argsort(key, kind="stable")
-    candidates, key = candidates[order], key[order]
-    boundaries = np.flatnonzero(np.diff(key)) + 1
+def _form_groups(guarantee: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cut the 联保 loans, in random order, into groups of 3-5; return a group number per
+    loan (-1 outside groups). Leftovers too few for a group get -1 (and become 保证)."""
+    group = np.full(len(guarantee), -1, dtype=np.int64)
+    candidates = rng.permutation(np.nonzero(guarantee == 4)[0])
     low, high = P.GROUP_SIZE_RANGE
-    serial = 0
-    for segment in np.split(candidates, boundaries):
-        remaining = len(segment)
-        position = 0
-        while remaining >= low:
-            size = int(rng.integers(low, high + 1))
-            if remaining - size < low:
-                size = remaining if remaining <= high else remaining - low
-            members = segment[position:position + size]
-            first = members[0]
-            serial += 1
-            label = (f"LB{CITY_TABLE[city[first]][2]}"
-                     f"{grid.month_labels[vintage[first]].replace('-', '')}{serial:06d}")
-            group_id[members] = label
-            position += size
-            remaining -= size
-    return group_id
+    sizes = rng.integers(low, high + 1, len(candidates) // low + 1)
+    ends = np.cumsum(sizes)
+    ends = ends[ends <= len(candidates)]
+    if len(ends) == 0:
+        return group
+    starts = np.r_[0, ends[:-1]]
+    number = np.repeat(np.arange(len(ends)), ends - starts)
+    group[candidates[:ends[-1]]] = number
+    return group
+
+
+def _group_leaders(group: np.ndarray) -> np.ndarray:
+    """Index of the first loan (lowest index) of each loan's group, for grouped loans."""
+    grouped = np.nonzero(group >= 0)[0]
+    leader_of_group = np.full(group.max() + 1 if len(grouped) else 0, len(group), dtype=np.int64)
+    np.minimum.at(leader_of_group, group[grouped], grouped)
+    leaders = np.arange(len(group))
+    leaders[grouped] = leader_of_group[group[grouped]]
+    return leaders
+
+
+def _group_labels(group: np.ndarray, city: np.ndarray, vintage: np.ndarray,
+                  grid: MonthGrid) -> np.ndarray:
+    """Group ids like 'LB440100202403000012': city code, origination month, serial."""
+    labels = np.full(len(group), None, dtype=object)
+    grouped = np.nonzero(group >= 0)[0]
+    if len(grouped) == 0:
+        return labels
+    # Number groups in order of their first loan so ids follow origination order.
+    _, first = np.unique(group[grouped], return_index=True)
+    order = np.argsort(grouped[first])
+    serial = np.empty(len(first), dtype=np.int64)
+    serial[order] = np.arange(1, len(first) + 1)
+    serial_of_loan = serial[np.searchsorted(np.unique(group[grouped]), group[grouped])]
+    city_codes = np.array([entry[2] for entry in CITY_TABLE])[city[grouped]]
+    months = np.array([label.replace("-", "") for label in grid.month_labels])[vintage[grouped]]
+    text = np.char.add(np.char.add(np.char.add("LB", city_codes), months),
+                       np.char.zfill(serial_of_loan.astype(str), 6))
+    labels[grouped] = text.astype(object)
+    return labels
 
 
 # ----------------------------------------------------------------------------------------

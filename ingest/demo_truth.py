@@ -226,7 +226,7 @@ def _provinces(tally: S.Tally) -> dict:
     return {
         "large_province_risk_order": list(P.LARGE_PROVINCE_RISK_ORDER),
         "order_meaning": "lowest to highest true C -> M1 hazard among the five largest "
-                         "provinces; each multiplier is at least 23% above the previous",
+                         "provinces; each multiplier is at least 45% above the previous",
         "volume_weights": {p["name"]: p["weight"] for p in P.PROVINCES},
         "hazard_multipliers": {p["name"]: p["hazard"] for p in P.PROVINCES},
         "codes": {p["name"]: p["code"] for p in P.PROVINCES},

@@ -59,8 +59,9 @@ def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=N
     frame.columns = source.headers
     # Personal-data columns are not shown in clear.
     proposed = {column.header: column.target for column in plan.columns}
+    hashed = {column.name for column in CONTRACT[table] if column.kind == "hash"}
     for column in plan.columns:
-        if column.target.startswith("pii:"):
+        if column.target.startswith("pii:") or column.target in hashed:
             frame.iloc[:, column.index] = "***"
     unmatched = [name for rule, name, _ in plan.file_errors if rule == "missing_column"]
     return Preview(source.encoding, source.delimiter, source.headers, frame, proposed, unmatched,

@@ -1,7 +1,8 @@
 """Reading source files into DuckDB as all-text tables with source line numbers.
 
 Every file becomes a temporary DuckDB relation with columns ``c0 .. c{n-1}`` (VARCHAR, one
-per source column, in source order), ``c_extra`` (text past the last header column, set
+per source column, in source order, already cleaned by ``ll_clean``: trimmed, null tokens
+as NULL), ``c_extra`` (text past the last header column, set
 only on malformed CSV rows) and ``_line`` (1-based source line, header = 1). Types are
 decided later from the whole column, so nothing is guessed from a sample here.
 
@@ -170,6 +171,27 @@ def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
     return _Scan(encoding, out_path, has_quote, sorted(set(blank_lines)), sample)
 
 
+def _scan_detecting(path: Path, temp_dir: Path) -> _Scan:
+    """Scan with the BOM's encoding, else as UTF-8, else as GB18030 (one pass for UTF-8 files)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return _scan(path, "utf-8-sig", temp_dir)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _scan(path, "utf-16", temp_dir)
+    try:
+        return _scan(path, "utf-8", temp_dir)
+    except SourceError:
+        pass
+    try:
+        return _scan(path, "gb18030", temp_dir)
+    except SourceError as error:
+        raise SourceError(
+            "encoding_unknown",
+            f"{path.name}: the file is neither UTF-8 nor GBK/GB18030 text; save it as UTF-8 CSV",
+        ) from error
+
+
 def _sniff_delimiter(sample: str) -> str:
     lines = sample.splitlines()
     if len(lines) > 1 and not sample.endswith("\n"):
@@ -213,8 +235,8 @@ def read_source(
 
 
 def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
-    encoding = detect_encoding(path)
-    scan = _scan(path, encoding, temp_dir)
+    scan = _scan_detecting(path, temp_dir)
+    encoding = scan.encoding
     delimiter = _sniff_delimiter(scan.sample)
     headers, header_lines = _read_header(scan.sample, delimiter)
     if not headers or all(not cell for cell in headers):
@@ -222,16 +244,23 @@ def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
     names = [f"c{i}" for i in range(len(headers))] + ["c_extra"]
     columns = "{" + ", ".join(f"'{name}': 'VARCHAR'" for name in names) + "}"
     base = f"{relation}_base"
+    data_names = names[:-1]
+    cleaned = ", ".join(f"ll_clean({name}) as {name}" for name in data_names)
+    newline_count = ""
+    if scan.has_quote:
+        newline_count = ", " + " + ".join(
+            f"coalesce(length({name}) - length(replace({name}, chr(10), '')), 0)" for name in data_names
+        ) + " as _nl"
     # The quote and escape characters are fixed to the double quote (RFC 4180). The parallel
     # reader cannot pad short rows when quoted cells contain newlines, so quoted files are
-    # read single-threaded.
+    # read single-threaded. Cells are cleaned once here (trimmed, null tokens to NULL).
     con.execute(
-        f"create or replace temp table {base} as select * from read_csv($path, delim = $delim, "
-        f"quote = '\"', escape = '\"', header = true, auto_detect = false, columns = {columns}, "
+        f"create or replace temp table {base} as select {cleaned}, c_extra{newline_count} from read_csv($path, "
+        f"delim = $delim, quote = '\"', escape = '\"', header = true, auto_detect = false, columns = {columns}, "
         f"null_padding = true, strict_mode = false, parallel = {str(not scan.has_quote).lower()})",
         {"path": str(scan.utf8_path), "delim": delimiter},
     )
-    _attach_line_numbers(con, base, relation, names[:-1], scan, header_lines)
+    _attach_line_numbers(con, base, relation, scan, header_lines)
     rows = con.execute(f"select count(*) from {base}").fetchone()[0]
     source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows)
     if scan.utf8_path != path:
@@ -240,25 +269,19 @@ def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
     return source
 
 
-def _attach_line_numbers(con, base: str, relation: str, names: list[str], scan: _Scan, header_lines: int):
-    """Create ``relation`` = ``base`` plus ``_line``, counting quoted newlines and blank lines.
+def _attach_line_numbers(con, base: str, relation: str, scan: _Scan, header_lines: int):
+    """Create the view ``relation`` = ``base`` plus ``_line``.
 
     A row's line is 1 + header lines + its row index + newlines inside earlier rows' quoted
-    cells + blank lines before it (DuckDB skips blank lines).
+    cells (``_nl``) + blank lines before it (DuckDB skips blank lines).
     """
     first = header_lines + 1
-    multiline = False
-    if scan.has_quote:
-        newline_sum = " + ".join(
-            f"coalesce(length({name}) - length(replace({name}, chr(10), '')), 0)" for name in names
-        )
-        con.execute(f"create or replace temp table {base}_nl as select rowid as rid, {newline_sum} as nl "
-                    f"from {base} where {' or '.join(f'contains({n}, chr(10))' for n in names)}")
-        multiline = con.execute(f"select count(*) from {base}_nl").fetchone()[0] > 0
-    line0 = f"{base}.rowid + {first}"
+    multiline = scan.has_quote and con.execute(f"select count(*) from {base} where _nl > 0").fetchone()[0] > 0
+    line0 = f"rowid + {first}"
     if multiline:
-        line0 = (f"{base}.rowid + {first} + coalesce((select sum(nl) from {base}_nl "
-                 f"where {base}_nl.rid < {base}.rowid), 0)")
+        con.execute(f"create or replace temp table {base}_nl as select rowid as rid, _nl from {base} where _nl > 0")
+        line0 = (f"rowid + {first} + coalesce((select sum(n._nl) from {base}_nl n "
+                 f"where n.rid < {base}.rowid), 0)")
     # Blank line i (0-based) at physical line b shifts every row whose line without blank
     # lines is >= b - i by one more.
     thresholds = [line - index for index, line in enumerate(scan.blank_lines) if line > header_lines]
@@ -266,9 +289,10 @@ def _attach_line_numbers(con, base: str, relation: str, names: list[str], scan: 
     if thresholds:
         con.executemany(f"insert into {base}_blank values (?)", [[value] for value in thresholds])
     line = f"l0 + (select count(*) from {base}_blank where t <= l0)" if thresholds else "l0"
+    drop = ", _nl" if scan.has_quote else ""
     con.execute(
         f"create or replace temp view {relation} as "
-        f"select {line} as _line, * exclude (l0) from (select {line0} as l0, * from {base})"
+        f"select {line} as _line, * exclude (l0{drop}) from (select {line0} as l0, * from {base})"
     )
 
 
@@ -334,7 +358,7 @@ def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
         frame[f"c{index}"] = pd.Series(columns[index], dtype="object")
     frame["c_extra"] = pd.Series(columns[width], dtype="object")
     con.register(f"{relation}_frame", frame)
-    cast = ", ".join([f"c{i}::varchar as c{i}" for i in range(width)] + ["c_extra::varchar as c_extra"])
+    cast = ", ".join([f"ll_clean(c{i}::varchar) as c{i}" for i in range(width)] + ["c_extra::varchar as c_extra"])
     con.execute(f"create or replace temp table {relation} as select _line, {cast} from {relation}_frame")
     con.unregister(f"{relation}_frame")
     logger.info("read %s sheet %s: %s rows", path.name, sheet_name, len(lines))
@@ -344,13 +368,12 @@ def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
 def _read_parquet(con, path: Path, relation: str) -> Source:
     described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
     headers = [row[0] for row in described]
-    select = ", ".join(f'cast("{name.replace(chr(34), chr(34) * 2)}" as varchar) as c{i}'
+    select = ", ".join(f'll_clean(cast("{name.replace(chr(34), chr(34) * 2)}" as varchar)) as c{i}'
                        for i, name in enumerate(headers))
-    # A view cannot hold bound parameters, so the path is written as an escaped literal.
-    literal = "'" + str(path).replace("'", "''") + "'"
     con.execute(
-        f"create or replace temp view {relation} as select file_row_number + 2 as _line, {select}, "
-        f"null::varchar as c_extra from read_parquet({literal}, file_row_number = true)"
+        f"create or replace temp table {relation} as select file_row_number + 2 as _line, {select}, "
+        f"null::varchar as c_extra from read_parquet($path, file_row_number = true)",
+        {"path": str(path)},
     )
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
     logger.info("read %s: %s rows (parquet)", path.name, rows)

@@ -386,6 +386,9 @@ def _regions_from_digits(digits: str) -> tuple[Region | None, Region | None, Reg
         return None, None, None
     if digits[2:] == "0000":
         return province, None, None
+    if digits[:4] not in reference.city_prefixes_by_province.get(province.code, set()):
+        # Not a code of this province's prefectures: an arbitrary number, not a region.
+        return None, None, None
     if digits[:2] in MUNICIPALITY_PREFIXES:
         city = reference.by_code.get(digits[:2] + "0100")
     elif digits[2:4] == "90":
@@ -404,8 +407,9 @@ def regions_from_code(code) -> tuple[str | None, str | None, str | None]:
 
     Accepts 6 digits (440305) or the 12-digit statistical form (440305000000). Parts that
     the code does not identify are None: 440000 -> ('广东省', None, None); a county code
-    retired since the reference date keeps its province and city when those still exist.
-    Anything that is not such a code returns (None, None, None).
+    missing from the reference (retired or newer) keeps its province and city when its
+    first four digits are a known prefecture. Anything else, including a number whose
+    first four digits are no prefecture of the province (449999), returns (None, None, None).
     """
     text = clean_text(code)
     if text is None or not text.isdigit():

@@ -20,45 +20,66 @@ _DATE_YMD = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d*)?
 _DATE_CN = r"\d{4}年\d{1,2}月\d{1,2}日?( ?\d{1,2}[:时]\d{1,2}.*)?"
 
 MACROS = f"""
+create or replace temp macro ll_null_token(s) as (
+    s in ({", ".join("'" + token + "'" for token in NULL_TOKENS)})
+);
+-- Trim and null tokens; the regular expression skips the costly trim for clean cells.
 create or replace temp macro ll_clean(s) as (
-    case when trim(s, {_TRIM}) in ({", ".join("'" + token + "'" for token in NULL_TOKENS)}) then null
-         else trim(s, {_TRIM}) end
+    case
+        when s is null then null
+        when regexp_matches(s, '^[\\s\\x{{3000}}\\x{{a0}}]|[\\s\\x{{3000}}\\x{{a0}}]$')
+            then case when ll_null_token(trim(s, {_TRIM})) then null else trim(s, {_TRIM}) end
+        when ll_null_token(s) then null
+        else s
+    end
 );
 create or replace temp macro ll_digits(s) as (
-    translate(s, '０１２３４５６７８９．，－＋％：', '0123456789.,-+%:')
+    case when regexp_matches(s, '[０-９．，－＋％：]')
+         then translate(s, '０１２３４５６７８９．，－＋％：', '0123456789.,-+%:')
+         else s
+    end
 );
 create or replace temp macro ll_amount_text(s) as (
     regexp_replace(
         replace(replace(replace(replace(replace(ll_digits(s), ',', ''), '¥', ''), '￥', ''), ' ', ''), 'RMB', ''),
         '(万元|万|元)$', '')
 );
+-- Amount in yuan as DECIMAL(38, 6); plain numbers take the fast first branch.
 create or replace temp macro ll_amount(s, multiplier) as (
-    case when regexp_full_match(ll_amount_text(s), '[+-]?(\\d+\\.?\\d*|\\.\\d+)')
-         then try_cast(ll_amount_text(s) as decimal(38, 8))
-              * (case when regexp_matches(s, '万元?$') then 10000 else 1 end) * multiplier
+    case
+        when regexp_full_match(s, '-?\\d{{1,12}}(\\.\\d{{1,6}})?')
+            then try_cast(s as decimal(18, 6)) * multiplier
+        when regexp_full_match(ll_amount_text(s), '[+-]?(\\d+\\.?\\d*|\\.\\d+)')
+            then try_cast(ll_amount_text(s) as decimal(38, 6))
+                 * (case when regexp_matches(s, '万元?$') then 10000 else 1 end) * multiplier
     end
 );
 create or replace temp macro ll_int_text(s) as (
     regexp_replace(replace(ll_digits(s), ',', ''), '(天|期|个月|月|日|岁|年)$', '')
 );
 create or replace temp macro ll_int(s) as (
-    case when regexp_full_match(ll_int_text(s), '[+-]?\\d+(\\.0*)?')
-         then try_cast(try_cast(ll_int_text(s) as decimal(38, 4)) as integer)
+    case
+        when regexp_full_match(s, '-?\\d{{1,9}}') then cast(s as integer)
+        when regexp_full_match(ll_int_text(s), '[+-]?\\d+(\\.0*)?')
+            then try_cast(try_cast(ll_int_text(s) as decimal(38, 4)) as integer)
     end
 );
 create or replace temp macro ll_number_text(s) as (
     replace(replace(ll_digits(s), ',', ''), ' ', '')
 );
 create or replace temp macro ll_double(s) as (
-    case when regexp_full_match(ll_number_text(s), '[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?')
+    case when regexp_full_match(s, '-?\\d{{1,15}}(\\.\\d+)?') then cast(s as double)
+         when regexp_full_match(ll_number_text(s), '[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?')
          then try_cast(ll_number_text(s) as double)
     end
 );
 create or replace temp macro ll_rate_is_percent(s) as (
-    ends_with(ll_number_text(s), '%')
+    regexp_matches(s, '[%％]$')
 );
 create or replace temp macro ll_rate_number(s) as (
-    ll_double(rtrim(ll_number_text(s), '%'))
+    case when regexp_full_match(s, '-?\\d{{1,6}}(\\.\\d+)?') then cast(s as double)
+         else ll_double(rtrim(ll_number_text(s), '%'))
+    end
 );
 create or replace temp macro ll_date_text(s) as (
     case
@@ -89,15 +110,16 @@ create or replace temp macro ll_excel_serial(s) as (
 );
 -- Parsed date including far-future sentinels; NULL when the text is not a date.
 create or replace temp macro ll_date_any(s, excel, month_ok) as (
-    coalesce(
+    case when regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}}') then try_cast(s as date) else coalesce(
         try_cast(ll_date_text(ll_digits(s)) as date),
         case when month_ok then try_cast(ll_month_text(ll_digits(s)) as date) end,
         case when excel then ll_excel_serial(s) end
-    )
+    ) end
 );
 create or replace temp macro ll_is_sentinel(d) as (year(d) >= 2900);
 create or replace temp macro ll_timestamp_any(s, excel) as (
-    coalesce(
+    case when regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}}( \\d{{2}}:\\d{{2}}(:\\d{{2}})?)?') then try_cast(s as timestamp)
+    else coalesce(
         case when regexp_full_match(ll_digits(s), '{_DATE_YMD}')
              then try_cast(regexp_replace(replace(ll_digits(s), 'T', ' '),
                            '^(\\d{{4}})[-/.](\\d{{1,2}})[-/.](\\d{{1,2}})', '\\1-\\2-\\3') as timestamp)
@@ -115,7 +137,7 @@ create or replace temp macro ll_timestamp_any(s, excel) as (
              then timestamp '1899-12-30 00:00:00'
                   + to_microseconds(cast(round(cast(s as double) * 86400000000) as bigint))
         end
-    )
+    ) end
 );
 -- GB 11643 check digit of an 18-digit resident ID number.
 create or replace temp macro ll_idcard_valid(t) as (
@@ -156,15 +178,15 @@ create or replace temp macro ll_luhn(t) as (
         end)) % 10 = 0
 );
 create or replace temp macro ll_looks_idcard(t) as (
-    regexp_full_match(upper(t), '[1-9]\\d{{5}}(18|19|20)\\d{{2}}(0[1-9]|1[0-2])(0[1-9]|[12]\\d|3[01])\\d{{3}}[\\dX]')
-    and ll_idcard_valid(upper(t))
+    case when regexp_full_match(upper(t), '[1-9]\\d{{5}}(18|19|20)\\d{{2}}(0[1-9]|1[0-2])(0[1-9]|[12]\\d|3[01])\\d{{3}}[\\dX]')
+         then ll_idcard_valid(upper(t)) else false end
 );
 create or replace temp macro ll_looks_mobile(t) as (
     regexp_full_match(regexp_replace(t, '[ -]', '', 'g'), '(\\+?86)?1[3-9]\\d{{9}}')
 );
 create or replace temp macro ll_looks_card(t) as (
-    regexp_full_match(regexp_replace(t, ' ', '', 'g'), '\\d{{16,19}}')
-    and ll_luhn(regexp_replace(t, ' ', '', 'g'))
+    case when regexp_full_match(regexp_replace(t, ' ', '', 'g'), '\\d{{16,19}}')
+         then ll_luhn(regexp_replace(t, ' ', '', 'g')) else false end
 );
 -- Masks ID-card and mobile numbers written inside free text.
 create or replace temp macro ll_mask_personal(t) as (

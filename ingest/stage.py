@@ -132,7 +132,7 @@ def _detect_personal_values(con, relation: str, plan: StagePlan) -> None:
         return
     parts = []
     for column in candidates:
-        text = f"ll_clean({column.source})"
+        text = column.source
         parts.append(
             f"count({text}) as n{column.index}, "
             f"count(*) filter (where ll_looks_idcard({text})) as id{column.index}, "
@@ -154,7 +154,7 @@ def _detect_personal_values(con, relation: str, plan: StagePlan) -> None:
 def _rate_is_percent(con, relation: str, source: str) -> bool:
     """Decide a rate column's scale from the whole file: percent if any bare value exceeds 1."""
     largest = con.execute(
-        f"select max(ll_rate_number(ll_clean({source}))) filter (where not ll_rate_is_percent(ll_clean({source}))) "
+        f"select max(ll_rate_number({source})) filter (where not ll_rate_is_percent({source})) "
         f"from {relation}"
     ).fetchone()[0]
     return largest is not None and largest > 1
@@ -238,11 +238,11 @@ def stage_file(
 
     texts: dict[str, str] = {}
     for name, column in contract.items():
-        text = f"ll_clean(r.{column.source})"
+        text = f"r.{column.source}"
         user = mapping.value_map(table, name) if mapping else {}
         kind = column_spec(table, name).kind
         if user and kind not in _CODED_KIND and kind not in ("boolean", "province", "city"):
-            values = _distinct(con, relation, f"ll_clean({column.source})")
+            values = _distinct(con, relation, column.source)
             lk = new_lookup({value: user[value] for value in values if value in user})
             select.joins.append(f"left join {lk} on {lk}.src = {text}")
             text = f"coalesce({lk}.dst, {text})"
@@ -254,7 +254,7 @@ def stage_file(
         value, bad = _parse_expression(spec.kind, name, text, column, plan, excel)
         if spec.kind in _CODED_KIND or spec.kind == "boolean":
             user = mapping.value_map(table, name) if mapping else {}
-            values = _distinct(con, relation, f"ll_clean({column.source})")
+            values = _distinct(con, relation, column.source)
             lk = new_lookup(_coded_lookup(values, _CODED_KIND.get(spec.kind, spec.kind), user))
             select.joins.append(f"left join {lk} on {lk}.src = {text}")
             value = f"{lk}.dst::boolean" if spec.kind == "boolean" else f"{lk}.dst"
@@ -269,18 +269,18 @@ def stage_file(
         select.columns.append(f"coalesce({bad}, false) as {name}__bad")
 
     for column in plan.attributes():
-        select.columns.append(f"ll_mask_personal(ll_clean(r.{column.source})) as a{column.index}")
+        select.columns.append(f"ll_mask_personal(r.{column.source}) as a{column.index}")
     for column in plan.columns:
         if column.target == "pii:hash":
-            select.columns.append(f"{pii.hmac_sql(f'll_clean(r.{column.source})')} as h{column.index}")
+            select.columns.append(f"{pii.hmac_sql(f'r.{column.source}')} as h{column.index}")
     idcards = [column for column in plan.columns if column.target == "pii:idcard"]
     if idcards:
-        text = f"upper(ll_clean(r.{idcards[0].source}))"
+        text = f"upper(r.{idcards[0].source})"
         select.columns.append(f"ll_idcard_valid({text}) as _id_valid")
         select.columns.append(f"case when ll_idcard_valid({text}) then substr({text}, 1, 6) end as _id_region")
         select.columns.append(f"case when ll_idcard_valid({text}) then ll_idcard_birth({text}) end as _id_birth")
         select.columns.append(f"case when ll_idcard_valid({text}) then ll_idcard_gender({text}) end as _id_gender")
-        select.columns.append(f"ll_clean(r.{idcards[0].source}) is not null as _id_present")
+        select.columns.append(f"r.{idcards[0].source} is not null as _id_present")
 
     footer, blank = _footer_conditions(plan, source)
     where = f"not ({footer}) and not ({blank})"
@@ -337,12 +337,12 @@ def _parse_expression(kind: str, name: str, text: str, column: ColumnPlan, plan:
 
 def _province_expression(con, relation, column: ColumnPlan, text: str, new_lookup, select: _Select, user):
     regions = _regions()
-    values = _distinct(con, relation, f"ll_clean({column.source})")
+    values = _distinct(con, relation, column.source)
     if regions is None:
         # TODO: without ingest.regions the province text is stored as written.
         return text, "false"
     lk = new_lookup({value: regions.normalise_province(user.get(value, value)) for value in values})
-    select.joins.append(f"left join {lk} on {lk}.src = ll_clean(r.{column.source})")
+    select.joins.append(f"left join {lk} on {lk}.src = r.{column.source}")
     return f"coalesce({lk}.dst, {text})", "false"
 
 
@@ -351,13 +351,13 @@ def _city_expression(con, relation, contract, column: ColumnPlan, text: str, new
     if regions is None:
         return text, "false"
     province = contract.get("province")
-    province_sql = f"coalesce(ll_clean(r.{province.source}), '')" if province else "''"
+    province_sql = f"coalesce(r.{province.source}, '')" if province else "''"
     pairs = con.execute(
-        f"select distinct {province_sql} as p, ll_clean(r.{column.source}) as c from {relation} r "
-        f"where ll_clean(r.{column.source}) is not null limit 500000"
+        f"select distinct {province_sql} as p, r.{column.source} as c from {relation} r "
+        f"where r.{column.source} is not null limit 500000"
     ).fetchall()
     lk = new_lookup({f"{p}\x1f{c}": regions.normalise_city(c, p or None) for p, c in pairs})
-    key = f"{province_sql} || chr(31) || ll_clean(r.{column.source})"
+    key = f"{province_sql} || chr(31) || r.{column.source}"
     select.joins.append(f"left join {lk} on {lk}.src = {key}")
     return f"coalesce({lk}.dst, {text})", "false"
 
@@ -414,9 +414,9 @@ def _footer_conditions(plan: StagePlan, source: Source) -> tuple[str, str]:
         probe.add(loan_id.index)
     probe = [index for index in sorted(probe) if index < len(plan.columns)]
     footer = " or ".join(
-        f"coalesce(regexp_full_match(ll_clean(r.c{index}), '{FOOTER_PATTERN}'), false)" for index in probe
+        f"coalesce(regexp_full_match(r.c{index}, '{FOOTER_PATTERN}'), false)" for index in probe
     ) or "false"
-    blank = " and ".join(f"ll_clean(r.c{index}) is null" for index in range(len(plan.columns))) or "true"
+    blank = " and ".join(f"r.c{index} is null" for index in range(len(plan.columns))) or "true"
     return footer, blank
 
 

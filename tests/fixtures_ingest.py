@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-# A valid 18-digit resident ID number (check digit X) and a second one with check digit 1.
+# A valid 18-digit resident ID number (check digit X) and a second one (check digit 6).
 ID_NUMBER = "11010519491231002X"
-ID_NUMBER_2 = "440305199003071231"
+ID_NUMBER_2 = "440305199003071236"
 
 LOANS_HEADER = ["借据号", "放款日期", "放款金额(元)", "期数", "年利率", "产品", "省份"]
 LOANS_ROWS = [
