@@ -139,6 +139,8 @@ def test_normalise_city_unresolved_is_none(value, province):
         ("429004", ("湖北省", "仙桃市", None)),
         ("469021", ("海南省", "定安县", None)),
         ("440399", ("广东省", "深圳市", None)),  # county code not in the reference
+        ("449999", (None, None, None)),  # no prefecture 4499 in Guangdong
+        ("123456", (None, None, None)),
         ("710000", ("台湾省", None, None)),
         ("990000", (None, None, None)),
         ("4403", (None, None, None)),
