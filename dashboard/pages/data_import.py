@@ -1,5 +1,437 @@
-"""Page: data_import (placeholder until the page is built)."""
+"""Page 数据导入: upload loan-tape files, check the column mapping, validate and load.
 
+Flow: choose a saved mapping profile (optional), upload files and say which table each
+is, review the preview and the proposed mapping (editable, savable as a profile), then
+validate or load in strict or quarantine mode. Past loads are listed from load_log, and
+the data of one load can be removed so that a bad month can be replaced.
+
+Loading uses ``ingest.api.load_files``, which opens its own read-write connection, so the
+page first closes the dashboard's read-only connection through
+``common.exclusive_access()``; that also clears cached query results afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from analysis import export
 from dashboard import common
+from queries import db
 
-common.coming_soon("page.data_import")
+logger = logging.getLogger(__name__)
+
+try:
+    from ingest import api
+    from ingest.columns import CONTRACT, TABLES
+    from ingest.mapping import SPECIAL_TARGETS, ColumnMapping, MappingError, TableMapping
+except ImportError as error:  # the import module is built in parallel with this page
+    api = None
+    logger.warning("ingest.api is not available: %s", error)
+
+# Mapping profiles: TOML files, the same format as `python -m ingest load --mapping`.
+MAPPINGS_ENV = "LOANLENS_MAPPINGS"
+PROFILE_NAME = re.compile(r"^[\w\-]{1,64}$")
+UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "parquet"]
+PREVIEW_ROWS = 20
+EXAMPLES_PER_RULE = 5
+HEADERS_SHOWN = 30
+
+# File-name keywords that suggest the table of an upload (checked in this order).
+TABLE_HINTS = (
+    ("collection_actions", ("collection", "催收")),
+    ("installments", ("installment", "instalment", "还款计划", "还款流水", "repay", "lp")),
+    ("loan_months", ("loan_month", "month", "月末", "余额", "逾期明细", "台账", "snapshot")),
+    ("loans", ("loan", "借据", "放款", "贷款")),
+)
+
+STATE_DIR = "imp_upload_dir"
+STATE_MAPPING = "imp_profile_mapping"
+STATE_REPORT = "imp_report"
+
+
+def mappings_dir() -> Path:
+    """Return the mapping-profile folder: $LOANLENS_MAPPINGS, else data/mappings/."""
+    configured = os.environ.get(MAPPINGS_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return db.REPO_ROOT / "data" / "mappings"
+
+
+def guess_table(file_name: str) -> str:
+    """Return the table a file name suggests, 'loans' when nothing matches."""
+    lowered = file_name.lower()
+    for table, hints in TABLE_HINTS:
+        if any(hint in lowered for hint in hints):
+            return table
+    return "loans"
+
+
+def _upload_dir() -> Path:
+    if STATE_DIR not in st.session_state:
+        st.session_state[STATE_DIR] = tempfile.mkdtemp(prefix="loanlens-upload-")
+    return Path(st.session_state[STATE_DIR])
+
+
+def _save_upload(upload) -> Path:
+    """Write an uploaded file to this session's temporary folder and return its path."""
+    safe_name = re.sub(r"[^\w.\-]", "_", upload.name)
+    path = _upload_dir() / f"{upload.file_id}_{safe_name}"
+    if not path.exists():
+        path.write_bytes(upload.getvalue())
+    return path
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _preview(path: str, size: int, table: str, mapping_toml: str):
+    mapping = ColumnMapping.from_toml(mapping_toml) if mapping_toml else None
+    return api.preview_file(Path(path), table, mapping, n_rows=PREVIEW_ROWS)
+
+
+# --- step 1: mapping profile -----------------------------------------------------------
+
+
+def _render_profile() -> ColumnMapping:
+    """Let the user pick a saved profile; return its mapping (empty when none)."""
+    st.subheader(common.tr("data_import.step_profile"))
+    folder = mappings_dir()
+    names = sorted(path.stem for path in folder.glob("*.toml")) if folder.is_dir() else []
+    none_label = common.tr("data_import.profile_none")
+    choice = st.selectbox(
+        common.tr("data_import.profile_select"),
+        [None, *names],
+        format_func=lambda name: none_label if name is None else name,
+        key="imp_profile",
+    )
+    st.caption(common.tr("data_import.profile_dir", path=folder))
+    if choice is None:
+        return ColumnMapping()
+    try:
+        return api.load_mapping(folder / f"{choice}.toml")
+    except (MappingError, OSError) as error:
+        st.error(common.tr("data_import.profile_invalid", name=choice, error=error))
+        return ColumnMapping()
+
+
+def _save_profile(mapping: ColumnMapping) -> None:
+    left, right = st.columns([3, 1])
+    name = left.text_input(common.tr("data_import.profile_name"), key="imp_profile_name")
+    right.write("")
+    if right.button(common.tr("data_import.profile_save"), key="imp_profile_save"):
+        name = name.strip()
+        if not PROFILE_NAME.match(name):
+            st.error(common.tr("data_import.profile_bad_name", name=name))
+            return
+        folder = mappings_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        api.save_mapping(mapping, folder / f"{name}.toml")
+        logger.info("saved mapping profile %s", folder / f"{name}.toml")
+        st.success(common.tr("data_import.profile_saved", name=name))
+
+
+# --- step 2: uploads, preview and mapping ------------------------------------------------
+
+
+def _target_options(table: str) -> list[str]:
+    return [column.name for column in CONTRACT[table]] + list(SPECIAL_TARGETS)
+
+
+def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict[str, str]:
+    """Draw the editable header -> target table; return the chosen targets by header."""
+    overrides = profile.tables.get(table, TableMapping()).columns
+    rows = []
+    for header in preview.headers:
+        sample = None
+        if header in preview.rows.columns:
+            values = preview.rows[header].dropna()
+            sample = str(values.iloc[0]) if len(values) else None
+        target = overrides.get(header) or preview.proposed.get(header) or "attribute"
+        rows.append({"header": header, "sample": sample, "target": target})
+    frame = pd.DataFrame(rows, columns=["header", "sample", "target"])
+    st.markdown(common.tr("data_import.mapping_title"))
+    edited = st.data_editor(
+        frame,
+        column_config={
+            "header": st.column_config.TextColumn(common.tr("data_import.col_header"), disabled=True),
+            "sample": st.column_config.TextColumn(common.tr("data_import.col_sample"), disabled=True),
+            "target": st.column_config.SelectboxColumn(
+                common.tr("data_import.col_target"), options=_target_options(table), required=True
+            ),
+        },
+        hide_index=True,
+        num_rows="fixed",
+        key=f"imp_map_{upload.file_id}_{table}",
+        width="stretch",
+    )
+    chosen = {row["header"]: row["target"] for row in edited.to_dict("records") if row["target"]}
+    required = [column.name for column in CONTRACT[table] if column.required]
+    missing = [column for column in required if column not in chosen.values()]
+    if missing:
+        st.warning(common.tr("data_import.missing_required", columns=", ".join(missing)))
+    return chosen
+
+
+def _render_uploads(profile: ColumnMapping) -> tuple[dict[str, Path], dict[str, str], ColumnMapping, list[str]]:
+    """Draw the uploader and one preview per file.
+
+    Returns the files by table, their display names, the mapping to load with, and the
+    tables chosen for more than one file.
+    """
+    st.subheader(common.tr("data_import.step_upload"))
+    limit_mb = st.get_option("server.maxUploadSize")
+    st.caption(common.tr("data_import.upload_limit", mb=limit_mb))
+    uploads = st.file_uploader(
+        common.tr("data_import.uploader"), type=UPLOAD_TYPES, accept_multiple_files=True, key="imp_files"
+    )
+    mapping = ColumnMapping(tables={name: TableMapping(**vars(part)) for name, part in profile.tables.items()})
+    for part in mapping.tables.values():
+        part.columns = dict(part.columns)
+    files: dict[str, Path] = {}
+    names: dict[str, str] = {}
+    duplicates: list[str] = []
+    table_labels = {table: common.tr(f"data_import.table.{table}") for table in TABLES}
+    for upload in uploads or []:
+        with st.container(border=True):
+            table = st.selectbox(
+                common.tr("data_import.table_for", name=upload.name),
+                TABLES,
+                index=TABLES.index(guess_table(upload.name)),
+                format_func=table_labels.__getitem__,
+                key=f"imp_table_{upload.file_id}",
+            )
+            path = _save_upload(upload)
+            if table in files:
+                duplicates.append(table)
+            files[table] = path
+            names[table] = upload.name
+            try:
+                preview = _preview(str(path), path.stat().st_size, table, profile.to_toml())
+            except (ValueError, OSError, duckdb.Error) as error:
+                st.error(common.tr("data_import.preview_failed", name=upload.name, error=error))
+                continue
+            st.caption(
+                common.tr(
+                    "data_import.detected",
+                    encoding=preview.encoding or "-",
+                    delimiter=repr(preview.delimiter) if preview.delimiter else "-",
+                    columns=len(preview.headers),
+                    rows=min(PREVIEW_ROWS, len(preview.rows)),
+                )
+            )
+            separator = "、" if common.lang() == "zh" else ", "
+            st.caption(common.tr("data_import.headers", headers=separator.join(preview.headers[:HEADERS_SHOWN])))
+            st.dataframe(preview.rows, hide_index=True, width="stretch")
+            chosen = _mapping_editor(upload, table, preview, profile)
+            part = mapping.tables.setdefault(table, TableMapping())
+            part.columns.update(chosen)
+    return files, names, mapping, duplicates
+
+
+# --- step 3: validate and load -----------------------------------------------------------
+
+
+def _run_import(files: dict[str, Path], names: dict[str, str], mapping: ColumnMapping, mode: str, dry_run: bool):
+    """Validate (dry_run) or load the files; store the report in session state."""
+    progress = st.progress(0.0, text=common.tr("data_import.loading"))
+
+    def report_progress(fraction: float, message: str) -> None:
+        progress.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+    db_path = common.database_path()
+    try:
+        if dry_run:
+            report = api.validate_files(
+                db_path, files, mapping=mapping, progress=report_progress, display_names=names
+            )
+        else:
+            with common.exclusive_access():
+                report = api.load_files(
+                    db_path, files, mode=mode, mapping=mapping, progress=report_progress,
+                    display_names=names, rejects_dir=_upload_dir(),
+                )
+    except common.DataUpdating:
+        st.warning(common.tr("data_import.busy"))
+        return
+    except (ValueError, OSError, duckdb.Error) as error:
+        logger.exception("import of %s failed", names)
+        st.error(common.tr("data_import.failed", error=error))
+        return
+    finally:
+        progress.empty()
+    logger.info("import of %s finished: ok=%s dry_run=%s mode=%s", names, report.ok, dry_run, mode)
+    st.session_state[STATE_REPORT] = {"report": report.to_dict(), "dry_run": dry_run, "mode": mode}
+
+
+def _render_load(files: dict[str, Path], names: dict[str, str], mapping: ColumnMapping, duplicates: list[str]) -> None:
+    st.subheader(common.tr("data_import.step_load"))
+    mode_labels = {
+        "strict": common.tr("data_import.mode_strict"),
+        "quarantine": common.tr("data_import.mode_quarantine"),
+    }
+    mode = st.radio(
+        common.tr("data_import.mode"), ["strict", "quarantine"], format_func=mode_labels.__getitem__,
+        key="imp_mode",
+    )
+    for table in sorted(set(duplicates)):
+        st.error(common.tr("data_import.duplicate_table", table=table))
+    blocked = not files or bool(duplicates)
+    if not files:
+        st.info(common.tr("data_import.no_files"))
+    left, right = st.columns(2)
+    can_validate = hasattr(api, "validate_files")
+    if can_validate and left.button(common.tr("data_import.validate"), disabled=blocked, key="imp_validate"):
+        _run_import(files, names, mapping, mode, dry_run=True)
+    if right.button(common.tr("data_import.load"), type="primary", disabled=blocked, key="imp_load"):
+        _run_import(files, names, mapping, mode, dry_run=False)
+
+
+def _errors_frame(errors: list[dict]) -> pd.DataFrame:
+    columns = ["file", "line", "column", "value", "rule", "message_zh", "message_en", "fix_zh", "fix_en"]
+    frame = pd.DataFrame(errors)
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    return frame[columns + [column for column in frame.columns if column not in columns]]
+
+
+def _render_report() -> None:
+    stored = st.session_state.get(STATE_REPORT)
+    if not stored:
+        return
+    report, lang = stored["report"], common.lang()
+    st.subheader(common.tr("data_import.report_title"))
+    errors = _errors_frame(report.get("errors") or [])
+    rejected_rows = sum(int(item.get("rows_rejected") or 0) for item in report.get("files", []))
+    if stored["dry_run"] and report.get("ok"):
+        st.success(common.tr("data_import.report_validated"))
+    elif not report.get("ok"):
+        st.error(common.tr("data_import.report_rejected"))
+    elif rejected_rows:
+        st.warning(common.tr("data_import.report_quarantined", rows=rejected_rows))
+    else:
+        st.success(common.tr("data_import.report_ok"))
+
+    st.markdown(common.tr("data_import.report_files"))
+    file_columns = [
+        "file_name", "table", "encoding", "rows_read", "rows_loaded", "rows_rejected",
+        "footer_rows", "months_replaced",
+    ]
+    files = pd.DataFrame(report.get("files") or [])
+    if not files.empty:
+        st.dataframe(files[[column for column in file_columns if column in files]], hide_index=True, width="stretch")
+        for item in report.get("files", []):
+            personal = item.get("columns_personal") or {}
+            if personal:
+                described = ", ".join(f"{name} → {action}" for name, action in personal.items())
+                st.caption(common.tr("data_import.report_personal", columns=described))
+
+    counts = report.get("counts_by_rule") or {}
+    if counts:
+        st.markdown(common.tr("data_import.report_by_rule"))
+        st.table(
+            pd.DataFrame(
+                {common.tr("data_import.rule"): list(counts), common.tr("data_import.count"): list(counts.values())}
+            )
+        )
+    if not errors.empty:
+        st.markdown(common.tr("data_import.report_examples"))
+        message, fix = f"message_{lang}", f"fix_{lang}"
+        examples = errors.groupby("rule", sort=False).head(EXAMPLES_PER_RULE)
+        st.dataframe(examples[["file", "line", "column", "value", "rule", message, fix]], hide_index=True, width="stretch")
+
+    left, right = st.columns(2)
+    left.download_button(
+        common.tr("data_import.report_json"),
+        data=json.dumps(report, ensure_ascii=False, indent=1, default=str).encode("utf-8"),
+        file_name="import_report.json",
+        mime="application/json",
+        key="imp_report_json",
+        on_click="ignore",
+    )
+    right.download_button(
+        common.tr("data_import.report_csv"),
+        data=export.to_csv_bytes(errors),
+        file_name="import_errors.csv",
+        mime="text/csv",
+        key="imp_report_csv",
+        on_click="ignore",
+    )
+    rejects = report.get("rejects_csv")
+    if rejects and Path(rejects).is_file():
+        st.download_button(
+            common.tr("data_import.report_rejects"),
+            data=Path(rejects).read_bytes(),
+            file_name=Path(rejects).name,
+            mime="text/csv",
+            key="imp_report_rejects",
+            on_click="ignore",
+        )
+
+
+# --- past loads and removal ----------------------------------------------------------------
+
+
+def _render_history() -> None:
+    st.subheader(common.tr("data_import.history_title"))
+    loads = api.list_loads(common.connection())
+    if loads.empty:
+        st.info(common.tr("data_import.history_empty"))
+        return
+    st.dataframe(loads, hide_index=True, width="stretch")
+
+    st.markdown(common.tr("data_import.remove_title"))
+    removable = loads[(loads["result"] == "loaded") & loads["removed_at"].isna()]
+    if removable.empty:
+        st.caption(common.tr("data_import.remove_none"))
+        return
+    labels = {
+        int(row.load_id): f"#{int(row.load_id)} {row.table_name} {row.file_name} {row.months or ''}".strip()
+        for row in removable.itertuples()
+    }
+    load_id = st.selectbox(
+        common.tr("data_import.remove_select"), list(labels), format_func=labels.__getitem__, key="imp_remove_id"
+    )
+    file_name = removable.loc[removable["load_id"] == load_id, "file_name"].iloc[0]
+    confirmed = st.checkbox(
+        common.tr("data_import.remove_confirm", load_id=load_id, file=file_name), key=f"imp_remove_ok_{load_id}"
+    )
+    if st.button(common.tr("data_import.remove_button"), disabled=not confirmed, key="imp_remove"):
+        try:
+            with common.exclusive_access():
+                removed = api.remove_load(common.database_path(), load_id)
+        except common.DataUpdating:
+            st.warning(common.tr("data_import.busy"))
+            return
+        logger.info("removed load %d: %d rows", load_id, removed)
+        st.session_state[STATE_REPORT] = None
+        st.session_state["imp_removed"] = (load_id, removed)
+        st.rerun()
+
+
+def render() -> None:
+    st.title(common.tr("page.data_import"))
+    common.method_note(common.tr("data_import.method"))
+    if api is None:
+        st.error(common.tr("data_import.ingest_missing"))
+        return
+    removed = st.session_state.pop("imp_removed", None)
+    if removed:
+        st.success(common.tr("data_import.removed", load_id=removed[0], rows=removed[1]))
+    profile = _render_profile()
+    files, names, mapping, duplicates = _render_uploads(profile)
+    if files:
+        _save_profile(mapping)
+    _render_load(files, names, mapping, duplicates)
+    _render_report()
+    _render_history()
+
+
+render()
