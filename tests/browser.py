@@ -43,8 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Streamlit sets this attribute on the app root; "notRunning" means the script has finished.
-SCRIPT_DONE_SELECTOR = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION_SELECTOR = '[data-testid="stException"]'
 ALERT_SELECTOR = '[data-testid="stAlertContainer"]'
 
@@ -142,17 +140,25 @@ def chromium():
             browser.close()
 
 
-def wait_for_script(page, timeout: float = 30.0) -> None:
-    """Wait until the Streamlit script run for the current page has finished.
+def wait_for_script(page, timeout: float = 30.0, settle: float = 0.5) -> None:
+    """Wait until the page is connected and its Streamlit script run has finished.
 
-    Waits for the app root to report a run, then for it to report "notRunning".
+    The app root reports "notRunning" also before the first run starts, so the state must
+    hold, while connected, for ``settle`` seconds in a row.
     """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     page.wait_for_function(
-        """() => {
+        """(settleMs) => {
             const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') === 'notRunning';
+            const done = app
+                && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+                && app.getAttribute('data-test-script-state') === 'notRunning';
+            if (!done) { window.__loanlensDoneSince = null; return false; }
+            if (!window.__loanlensDoneSince) { window.__loanlensDoneSince = Date.now(); }
+            return Date.now() - window.__loanlensDoneSince >= settleMs;
         }""",
+        arg=settle * 1000,
+        polling=100,
         timeout=timeout * 1000,
     )
 
