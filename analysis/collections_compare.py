@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 ALPHA = 0.05
 SMD_THRESHOLD = 0.1
 MIN_EVENTS_PER_PARAMETER = 10
-MIN_LEVEL_EPISODES = 20  # product / province levels with fewer episodes become OTHER_LEVEL
+MIN_LEVEL_EPISODES = 20  # product / province levels with fewer entries become OTHER_LEVEL in the GLM
+MIN_LEVEL_SHARE = 0.05  # smaller levels are pooled into OTHER_LEVEL for the assignment check
 OTHER_LEVEL = "(other)"
 SEPARATION_ABS_COEF = 15.0  # an arm's |log-odds ratio| this large means the MLE diverged
 COVARIATES = ("entry_dpd", "balance_10k", "product", "province")
@@ -170,8 +171,25 @@ def _overall_test(arms: pd.DataFrame, notes: list[Note]) -> tuple[str | None, fl
     return "chi2", float(chi2), float(p)
 
 
+def _pool_small_levels(values: pd.Series) -> pd.Series:
+    """Replace levels holding less than MIN_LEVEL_SHARE of the rows by OTHER_LEVEL."""
+    values = values.fillna(OTHER_LEVEL).astype(str)
+    shares = values.value_counts(normalize=True)
+    small = shares[shares < MIN_LEVEL_SHARE].index
+    return values.where(~values.isin(small), OTHER_LEVEL)
+
+
 def _standardised_differences(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Return the largest absolute SMD of each covariate, each arm against the reference."""
+    """Return the largest absolute SMD of each covariate, each arm against the reference.
+
+    A categorical covariate's SMD is the largest over its levels, after pooling levels
+    below MIN_LEVEL_SHARE: every level's SMD carries the same sampling noise, so the
+    maximum over many small levels would exceed 0.1 by chance even under random assignment.
+    """
+    rows = rows.copy()
+    for covariate in COVARIATES:
+        if rows[covariate].dtype == object:
+            rows[covariate] = _pool_small_levels(rows[covariate])
     base = rows[rows["arm"] == reference]
     records = []
     for arm in sorted(set(rows["arm"]) - {reference}):

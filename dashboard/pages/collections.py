@@ -138,9 +138,12 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
         return
     named = [arm for arm in available if arm != coll.UNTREATED]
     default = named if len(named) >= 2 else available
+    # Widget labels are looked up in advance: Streamlit may call format_func outside the
+    # script run, where the session's language cannot be read.
+    labels = {arm: _arm_label(arm) for arm in available}
     chosen = st.multiselect(
         common.tr("collections.compare.arms"), available, default=default,
-        format_func=_arm_label, key=f"compare_arms_{stage}",
+        format_func=labels.get, key=f"compare_arms_{stage}",
     )
     if len(chosen) < 2:
         st.info(common.tr("collections.compare.need_two"))
@@ -148,7 +151,7 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
     counts = judged[judged["strategy"].isin(chosen)]["strategy"].value_counts()
     champion = st.selectbox(
         common.tr("collections.compare.reference"), chosen,
-        index=chosen.index(counts.idxmax()), format_func=_arm_label, key=f"compare_reference_{stage}",
+        index=chosen.index(counts.idxmax()), format_func=labels.get, key=f"compare_reference_{stage}",
     )
     result = compare.compare_arms(episodes, stage, arms=chosen, reference=champion, horizon_days=horizon_days)
     for level, text in result.sentences(common.lang()):
@@ -272,9 +275,10 @@ def main() -> None:
         st.caption(common.tr("collections.koujing"))
         return
     episodes = coll.episodes_from(episode_channels)
+    stage_labels = {value: common.tr(f"collections.stage.{value}") for value in coll.STAGES}
     stage = st.radio(
         common.tr("collections.stage_label"), coll.STAGES, horizontal=True,
-        format_func=lambda value: common.tr(f"collections.stage.{value}"), key="collections_stage",
+        format_func=stage_labels.get, key="collections_stage",
     )
     tabs = st.tabs(
         [
