@@ -108,7 +108,8 @@ TILE_GRID: dict[str, tuple[int, int]] = {
 class RegionMonths:
     """Active-loan totals per month and raw region fields, as loaded from the database.
 
-    ``frame`` has the columns of the ``region_month_totals`` query with balances as floats;
+    ``frame`` has the columns of the ``region_month_totals`` query with balances as floats,
+    plus the normalised ``province``, ``city`` and ``county`` (see resolve_regions);
     ``as_of`` is the as-of month-end (None when the database has no snapshots).
     """
 
@@ -223,7 +224,8 @@ def load_region_months(
         "npl_loans", "npl_balance",
     ]
     if filters.as_of is None:
-        return RegionMonths(pd.DataFrame(columns=columns), None, npl_preset, dpd, par30_restructured)
+        empty = resolve_regions(pd.DataFrame(columns=columns))
+        return RegionMonths(empty, None, npl_preset, dpd, par30_restructured)
     params = {
         **filters.params(),
         "from_month": _months_before(filters.as_of, months - 1),
@@ -234,6 +236,7 @@ def load_region_months(
     for column in ("balance", "m1plus_balance", "par30_balance", "npl_balance"):
         frame[column] = frame[column].astype(float)
     frame["month"] = pd.to_datetime(frame["month"]).dt.date
+    frame = resolve_regions(frame)
     logger.info(
         "loaded %d region-month rows for %s to %s", len(frame), params["from_month"], filters.as_of
     )
@@ -287,6 +290,13 @@ def resolve_regions(frame: pd.DataFrame) -> pd.DataFrame:
     for key in keys:
         merged[key] = merged[key].replace(marker, None)
     return merged
+
+
+def _resolved(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with normalised region columns, resolving them if not done yet."""
+    if {"province", "city", "county"} <= set(frame.columns):
+        return frame
+    return resolve_regions(frame)
 
 
 def _raw_label(frame: pd.DataFrame, level: str) -> pd.Series:
@@ -349,7 +359,7 @@ def region_rates(
     frame = data.frame
     if month is not None:
         frame = frame[frame["month"] == month]
-    frame = _scoped(resolve_regions(frame), province_name, city_name)
+    frame = _scoped(_resolved(frame), province_name, city_name)
     table = _aggregate(frame, level, metric, confidence)
     table = _rank(table, by, min_size)
 
@@ -500,7 +510,7 @@ def region_trend(
         return pd.DataFrame(columns=columns)
     province_name = _resolve_scope_province(province)
     city_name = _resolve_scope_city(city, province_name)
-    frame = _scoped(resolve_regions(data.frame), province_name, city_name)
+    frame = _scoped(_resolved(data.frame), province_name, city_name)
     table = _aggregate(frame, level, metric, confidence, by_month=True)
     table = table[table["region"].isin(regions)].copy()
     table["rate"] = table[f"{by}_rate"]
