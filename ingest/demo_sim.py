@@ -527,7 +527,9 @@ def simulate_chunk(pf: Portfolio, lo: int, hi: int, grid: MonthGrid,
         lam = np.where(status[i] == EXTENDED, lam * P.EXTENDED_HAZARD, lam)
         lam = np.where(status[i] == RESTRUCTURED, P.RESTRUCTURED_HAZARD, lam)
         bullet = s_method[i] == P.BULLET
-        lam = np.where(bullet, P.BASE_HAZARD * s_term[i] * hazard[i], lam)
+        # A bullet loan has its only payment at maturity, so it can only fall behind then.
+        lam = np.where(bullet, np.where(n_due >= s_term[i], P.BASE_HAZARD * s_term[i] * hazard[i],
+                                        0.0), lam)
         lam = np.where(due_now, lam, 0.0)
         p_m1 = 1.0 - np.exp(-lam)
         final = n_due >= s_term[i]

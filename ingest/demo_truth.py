@@ -102,6 +102,30 @@ def _hazard_model() -> dict:
             "province": relative(province_table, P.REFERENCE_PROVINCE),
             "is_first_loan": {"true": 1.0, "false": P.REPEAT_LOAN_HAZARD},
         },
+        "recoverable_by_cox": ["grade", "channel", "province", "is_first_loan"],
+        "not_recoverable_by_cox": {
+            "product": "the product fixes the term and repayment method (消费贷 3-12 months, "
+                       "到期一次还本付息 only in 农户贷). After maturity only delinquent loans "
+                       "stay in the risk set, so a Cox model of time to dpd > 90 without term "
+                       "strata mixes the product multiplier with the term; compare C -> M1 "
+                       "rates by product within one term instead",
+        },
+        "cox_attenuation": "fitted Cox hazard ratios of time to first dpd > 90 lie about 10% "
+                           "closer to 1 on the log scale than the multipliers at very large n, "
+                           "because the event lags M1 entry by three months, cured loans "
+                           "re-enter C, and omitted covariates act as frailty; at 20,000 loans "
+                           "this is well inside the 95% CI",
+        "c_to_m1_probability_by_grade_reference_profile_mob_3_to_6": {
+            grade: {
+                "monthly_probability": 1 - math.exp(-P.BASE_HAZARD * multiplier),
+                "probability_ratio_to_reference": (1 - math.exp(-P.BASE_HAZARD * multiplier))
+                / (1 - math.exp(-P.BASE_HAZARD)),
+                "hazard_ratio_minus_log_1_minus_p": math.log(
+                    1 - (1 - math.exp(-P.BASE_HAZARD * multiplier)))
+                / math.log(1 - (1 - math.exp(-P.BASE_HAZARD))),
+            }
+            for grade, multiplier in P.GRADE_HAZARD.items()
+        },
         "bullet_loans": "到期一次还本付息 loans can only miss their single payment at maturity; "
                         "their hazard there is base_hazard * term * multipliers",
         "restructured_loans": f"after restructuring, h = {P.RESTRUCTURED_HAZARD} regardless "
