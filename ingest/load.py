@@ -194,16 +194,17 @@ class _Loader:
     def _read_and_stage(self, table: str, path: Path, secret: dict, temp_dir: Path) -> None:
         report = FileReport(self._name(table), table)
         self.file_reports[table] = report
-        if path.is_file():
-            report.sha256 = _sha256(path)
         sheet = self.mapping.sheet(table) if self.mapping else None
         try:
             source = read_source(self.con, path, f"raw_{table}", sheet=sheet, temp_dir=temp_dir)
         except SourceError as error:
             self.source_errors[table] = error
+            if path.is_file():
+                report.sha256 = _sha256(path)
             self.step(f"{table}: {error}")
             return
         self.sources[table] = source
+        report.sha256 = source.sha256 or _sha256(path)
         report.file_format = source.file_format
         report.encoding = source.encoding
         report.delimiter = source.delimiter
@@ -320,8 +321,11 @@ class _Loader:
                 load_id = con.execute("select nextval('load_id_seq')").fetchone()[0]
                 self.file_reports[table].load_id = load_id
                 self.report.load_ids[table] = load_id
-                con.execute(f"create or replace temp view acc_{table} as select * from stg_{table} "
-                            f"where _line not in (select line from rej_{table})")
+                if self.file_reports[table].rows_rejected:
+                    con.execute(f"create or replace temp view acc_{table} as select * from stg_{table} "
+                                f"where _line not in (select line from rej_{table})")
+                else:
+                    con.execute(f"create or replace temp view acc_{table} as select * from stg_{table}")
                 getattr(self, f"_write_{table}")(load_id)
                 self.step(f"wrote {table}")
             if "installments" in self.report.load_ids and "loan_months" not in self.files:

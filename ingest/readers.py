@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -54,6 +55,7 @@ class Source:
     delimiter: str | None = None
     sheet: str | None = None
     rows: int = 0
+    sha256: str | None = None  # set when the reader hashed the bytes on the way
     temp_files: list[Path] = field(default_factory=list)
 
     def cleanup(self) -> None:
@@ -87,6 +89,7 @@ class _Scan:
     has_quote: bool
     blank_lines: list[int]  # physical line numbers of empty lines
     sample: str  # first SNIFF_BYTES of decoded text
+    sha256: str  # of the original file bytes
 
 
 def detect_encoding(path: Path) -> str:
@@ -129,6 +132,7 @@ def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
         out_path = Path(name)
         out = open(handle, "wb")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    digest = hashlib.sha256()
     has_quote = False
     blank_lines: list[int] = []
     newlines_before = 0
@@ -139,6 +143,7 @@ def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
         with path.open("rb") as handle:
             while True:
                 chunk = handle.read(CHUNK_BYTES)
+                digest.update(chunk)
                 final = not chunk
                 text = decoder.decode(chunk, final=final)
                 if sample_size < SNIFF_BYTES and text:
@@ -168,7 +173,7 @@ def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
         if out is not None:
             out.close()
     sample = "".join(sample_parts).lstrip("\ufeff")
-    return _Scan(encoding, out_path, has_quote, sorted(set(blank_lines)), sample)
+    return _Scan(encoding, out_path, has_quote, sorted(set(blank_lines)), sample, digest.hexdigest())
 
 
 def _scan_detecting(path: Path, temp_dir: Path) -> _Scan:
@@ -262,7 +267,7 @@ def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
     )
     _attach_line_numbers(con, base, relation, scan, header_lines)
     rows = con.execute(f"select count(*) from {base}").fetchone()[0]
-    source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows)
+    source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows, sha256=scan.sha256)
     if scan.utf8_path != path:
         source.temp_files.append(scan.utf8_path)
     logger.info("read %s: %s rows, encoding %s, delimiter %r", path.name, rows, encoding, delimiter)

@@ -29,6 +29,7 @@ create or replace temp macro ll_clean(s) as (
         when s is null then null
         when regexp_matches(s, '^[\\s\\x{{3000}}\\x{{a0}}]|[\\s\\x{{3000}}\\x{{a0}}]$')
             then case when ll_null_token(trim(s, {_TRIM})) then null else trim(s, {_TRIM}) end
+        when strlen(s) > 6 then s
         when ll_null_token(s) then null
         else s
     end
