@@ -203,41 +203,45 @@ def reference_vintage(
     loans = loans[pd.to_datetime(loans["origination_date"]) <= pd.Timestamp(as_of)].copy()
     origination = pd.to_datetime(loans["origination_date"])
     loans["origination_index"] = _month_index(origination).to_numpy()
-    if quarterly:
-        loans["vintage"] = origination.dt.to_period("Q").dt.start_time.dt.date.to_numpy()
-        last_month_offset = 2
-    else:
-        loans["vintage"] = origination.dt.to_period("M").dt.start_time.dt.date.to_numpy()
-        last_month_offset = 0
+    period = "Q" if quarterly else "M"
+    loans["vintage"] = origination.dt.to_period(period).dt.start_time.dt.date.to_numpy()
+    last_month_offset = 2 if quarterly else 0
     months = months[pd.to_datetime(months["snapshot_date"]) <= pd.Timestamp(as_of)]
     rows = months.merge(loans[["loan_id", "origination_index", "vintage", "principal"]], on="loan_id")
     rows = rows.assign(mob=_month_index(rows["snapshot_date"]).to_numpy() - rows["origination_index"])
+
+    # First MOB at which each loan is bad (dpd above the threshold, or charged off).
     bad = rows[(rows["dpd"] > threshold) | (rows["status"] == "charged_off")]
     first_bad = bad.groupby("loan_id")["mob"].min()
     loans["first_bad_mob"] = loans["loan_id"].map(first_bad)
+    new_bad = loans.dropna(subset=["first_bad_mob"]).groupby(["vintage", "first_bad_mob"]).agg(
+        new_count=("loan_id", "size"), new_principal=("principal", "sum")
+    )
+    current = rows[(rows["dpd"] > threshold) & ~rows["status"].isin(CLOSED)]
+    current = current.groupby(["vintage", "mob"]).agg(
+        current_bad_count=("loan_id", "size"), current_bad_balance=("outstanding_principal", "sum")
+    )
+
     as_of_index = as_of.year * 12 + as_of.month
     out = []
     for vintage, cohort in loans.groupby("vintage"):
-        vintage_index = vintage.year * 12 + vintage.month
-        reached = as_of_index - (vintage_index + last_month_offset)
-        cohort_rows = rows[rows["vintage"] == vintage]
+        reached = as_of_index - (vintage.year * 12 + vintage.month + last_month_offset)
+        ever_count, ever_principal = 0, 0.0
         for mob in range(0, reached + 1):
-            ever = cohort[cohort["first_bad_mob"] <= mob]
-            current = cohort_rows[
-                (cohort_rows["mob"] == mob)
-                & (cohort_rows["dpd"] > threshold)
-                & ~cohort_rows["status"].isin(CLOSED)
-            ]
+            if (vintage, mob) in new_bad.index:
+                ever_count += int(new_bad.loc[(vintage, mob), "new_count"])
+                ever_principal += float(new_bad.loc[(vintage, mob), "new_principal"])
+            has_current = (vintage, mob) in current.index
             out.append(
                 {
                     "vintage": vintage,
                     "mob": mob,
                     "loan_count": len(cohort),
                     "principal": float(cohort["principal"].sum()),
-                    "ever_bad_count": len(ever),
-                    "ever_bad_principal": float(ever["principal"].sum()),
-                    "current_bad_count": len(current),
-                    "current_bad_balance": float(current["outstanding_principal"].sum()),
+                    "ever_bad_count": ever_count,
+                    "ever_bad_principal": ever_principal,
+                    "current_bad_count": int(current.loc[(vintage, mob), "current_bad_count"]) if has_current else 0,
+                    "current_bad_balance": float(current.loc[(vintage, mob), "current_bad_balance"]) if has_current else 0.0,
                 }
             )
     return pd.DataFrame(out)
@@ -247,9 +251,7 @@ def reference_transitions(
     months: pd.DataFrame, month: dt.date, bounds: list[int], loan_ids=None
 ) -> pd.DataFrame:
     """Transitions t-1 -> t for one month t as (from_code, to_code, loan_count, balance,
-    next_balance); to_code -1 marks a loan with no snapshot at t."""
-    months = months.copy()
-    months["snapshot_date"] = pd.to_datetime(months["snapshot_date"]).dt.date
+    next_balance); to_code -1 marks a loan with no snapshot at t. snapshot_date holds dates."""
     if loan_ids is not None:
         months = months[months["loan_id"].isin(set(loan_ids))]
     previous_month = month.replace(day=1) - dt.timedelta(days=1)
@@ -278,9 +280,7 @@ def reference_transitions(
 
 
 def reference_bucket_balances(months: pd.DataFrame, month: dt.date, bounds: list[int]) -> dict[int, float]:
-    """Active outstanding principal by bucket code at one month-end."""
-    months = months.copy()
-    months["snapshot_date"] = pd.to_datetime(months["snapshot_date"]).dt.date
+    """Active outstanding principal by bucket code at one month-end (snapshot_date as dates)."""
     active = months[(months["snapshot_date"] == month) & ~months["status"].isin(CLOSED)]
     codes = reference_bucket(active["dpd"].to_numpy(), bounds)
     return active.groupby(codes)["outstanding_principal"].sum().to_dict()

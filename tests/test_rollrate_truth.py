@@ -111,3 +111,104 @@ def test_forecast_recovers_true_ever_rate(simulated):
         truth = _true_ever_90(mob)
         assert youngest.loc[mob, "rate"] == pytest.approx(truth, abs=0.015), mob
     assert youngest.loc[3, "rate"] == 0.0
+
+
+# The demo portfolio (ingest.demo) ---------------------------------------------------------
+# Its truth file (demo_truth.json) gives the nominal monthly transition probabilities and
+# the realised transition shares counted during the simulation.
+
+NEXT_BUCKET = {"C": "M1", "M1": "M2", "M2": "M3", "M3": "M4", "M4": "M5", "M5": "M6", "M6": "M7+", "M7+": "WO"}
+
+
+@pytest.fixture(scope="module")
+def demo(request):
+    pytest.importorskip("ingest.demo")
+    path = request.getfixturevalue("demo_db")
+    truth = request.getfixturevalue("demo_truth")
+    connection = db.connect(path, read_only=True)
+    yield connection, truth
+    connection.close()
+
+
+def _full_window_matrix(con):
+    from analysis.rollrate import snapshot_month_range
+
+    first, last = snapshot_month_range(con, Filters())
+    return migration_matrix(con, Filters(), month_from=first, month_to=last)
+
+
+def test_demo_matrix_equals_realised_truth(demo):
+    # Restructured loans restart at dpd 0, so the matrix counts them in C.
+    con, truth = demo
+    matrix = _full_window_matrix(con)
+    assert matrix.missing_loans == 0
+    for source, realised in truth["transitions"]["realised_by_count"].items():
+        assert int(matrix.loans.loc[source].sum()) == realised["loan_months"], source
+        shares = matrix.count_shares.loc[source]
+        # From C, "same" is C -> C.
+        to_current = realised["C"] + realised["restructured"] + (realised["same"] if source == "C" else 0.0)
+        assert shares["C"] == pytest.approx(to_current, abs=1e-9), source
+        if source != "C":
+            assert shares[source] == pytest.approx(realised["same"], abs=1e-9), source
+        assert shares[NEXT_BUCKET[source]] == pytest.approx(
+            realised["next"] + realised["WO"], abs=1e-9
+        ), source
+        assert shares["PAID"] == pytest.approx(realised["PAID"], abs=1e-9), source
+
+
+def test_demo_matrix_recovers_nominal_rates(demo):
+    # Nominal cure covers cures that end as PAID at maturity, so C + PAID is compared with
+    # cure + restructure. Tolerance: 4 binomial standard errors + 0.005; for M1 another
+    # 0.025 because its cure rate depends on the collection arm (two arms, 50/50 draw).
+    con, truth = demo
+    matrix = _full_window_matrix(con)
+    nominal = truth["transitions"]["nominal"]
+    for source in ("M1", "M2", "M3", "M4", "M5", "M6", "M7+"):
+        row = nominal[source]
+        n = int(matrix.loans.loc[source].sum())
+        shares = matrix.count_shares.loc[source]
+        cure = row["C"]
+        roll = row[NEXT_BUCKET[source]]
+        extra = 0.0
+        if isinstance(cure, dict):
+            cure = sum(cure.values()) / len(cure)
+            roll = sum(roll.values()) / len(roll)
+            extra = 0.025
+        cure += row.get("restructured", 0.0)
+        checks = {
+            "cure": (shares["C"] + shares["PAID"], cure),
+            "stay": (shares[source], row[source]),
+            "roll": (shares[NEXT_BUCKET[source]], roll),
+        }
+        for name, (estimate, expected) in checks.items():
+            tolerance = 4 * np.sqrt(expected * (1 - expected) / n) + 0.005 + extra
+            assert abs(estimate - expected) <= tolerance, (source, name, estimate, expected)
+
+
+def test_demo_c_to_m1_matches_expected_rate(demo):
+    con, truth = demo
+    matrix = _full_window_matrix(con)
+    expected = truth["c_to_m1"]["overall_expected_rate"]
+    n = int(matrix.loans.loc["C"].sum())
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / n)
+    assert abs(matrix.count_shares.loc["C", "M1"] - expected) <= tolerance
+
+
+def test_demo_forecast_backtest(demo):
+    # Project from the as-of month a year earlier to MOB 12 and compare with what those
+    # cohorts show at MOB 12 now. Cohorts hold about 550 loans (standard error of an ever
+    # 90+ rate near 4% is about 0.008): 0.03 per cohort, 0.006 on the mean.
+    from analysis.vintage import vintage_curves
+
+    con, truth = demo
+    as_of = dt.date.fromisoformat(truth["as_of"])
+    past = (as_of.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+    past = (past + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    forecast = forecast_ever_rates(con, Filters(as_of=past), threshold=90, target_mob=12, window_months=12)
+    projected = forecast.table[forecast.table["mob"] == 12].set_index("vintage_label")["rate"]
+    actual = vintage_curves(con, Filters(), threshold=90).table
+    actual = actual[actual["mob"] == 12].set_index("vintage_label")["rate"]
+    joined = projected.to_frame("projected").join(actual.rename("actual"), how="inner")
+    assert len(joined) >= 10
+    assert (joined["projected"] - joined["actual"]).abs().max() <= 0.03
+    assert abs(joined["projected"].mean() - joined["actual"].mean()) <= 0.006

@@ -213,3 +213,38 @@ def test_uci_matrix_rows_sum_to_one(uci):
     # No account in the panel leaves it, so nothing is missing, paid off or written off.
     assert matrix.missing_loans == 0
     assert matrix.loans[["PAID", "WO"]].to_numpy().sum() == 0
+
+
+@pytest.fixture(scope="module")
+def demo(request):
+    pytest.importorskip("ingest.demo")
+    path = request.getfixturevalue("demo_db")
+    connection = db.connect(path, read_only=True)
+    loans, months = _frames(connection)
+    as_of = connection.execute("select max(snapshot_date) from loan_months").fetchone()[0]
+    yield connection, loans, months, as_of
+    connection.close()
+
+
+@pytest.mark.parametrize(("threshold", "quarterly"), [(30, False), (90, True)])
+def test_demo_vintage_matches_pandas(demo, threshold, quarterly):
+    con, loans, months, as_of = demo
+    actual = load_vintage_cells(con, Filters(), threshold, "quarter" if quarterly else "month")
+    expected = reference_vintage(loans, months, as_of, threshold, quarterly)
+    _compare_cells(actual, expected)
+
+
+def test_demo_filtered_vintage_matches_pandas(demo):
+    con, loans, months, as_of = demo
+    product = sorted(loans["product"].dropna().unique())[0]
+    chosen = loans[loans["product"] == product]
+    actual = load_vintage_cells(con, Filters(products=(product,)), 30)
+    expected = reference_vintage(chosen, months[months["loan_id"].isin(set(chosen["loan_id"]))], as_of, 30)
+    _compare_cells(actual, expected)
+
+
+def test_demo_transitions_match_pandas(demo):
+    con, _, months, as_of = demo
+    for month in (as_of, dt.date(2025, 6, 30), dt.date(2024, 1, 31)):
+        _compare_month(con, months, month, list(DEFAULT_BUCKETS.upper_bounds))
+    _compare_month(con, months, as_of, [29, 59, 89])
