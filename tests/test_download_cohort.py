@@ -30,9 +30,15 @@ def portfolio(tmp_path: Path) -> Path:
     return build_portfolio(tmp_path / "portfolio.duckdb")
 
 
+@pytest.fixture(scope="module")
+def shared_portfolio(tmp_path_factory) -> Path:
+    """One portfolio for the tests that only read it."""
+    return build_portfolio(tmp_path_factory.mktemp("shared") / "portfolio.duckdb")
+
+
 @pytest.fixture
-def read_only_con(portfolio: Path):
-    connection = db.connect(portfolio, read_only=True)
+def read_only_con(shared_portfolio: Path):
+    connection = db.connect(shared_portfolio, read_only=True)
     yield connection
     connection.close()
 
@@ -103,8 +109,8 @@ HOSTILE_VALUES = [
 
 
 @pytest.mark.parametrize("value", HOSTILE_VALUES)
-def test_hostile_filter_values_select_nothing(portfolio, value):
-    con = db.connect(portfolio, read_only=True)
+def test_hostile_filter_values_select_nothing(shared_portfolio, value):
+    con = db.connect(shared_portfolio, read_only=True)
     try:
         assert _ids(con, cities=(value,)) == []
         assert _ids(con, strategies=(value,)) == []
@@ -113,7 +119,7 @@ def test_hostile_filter_values_select_nothing(portfolio, value):
         assert _ids(con, base=Filters(products=(value,), provinces=(value,))) == []
     finally:
         con.close()
-    con = db.connect(portfolio, read_only=True)
+    con = db.connect(shared_portfolio, read_only=True)
     try:
         assert con.execute("select count(*) from loans").fetchone()[0] == 5
         assert con.execute("select count(*) from loan_months").fetchone()[0] == 13
@@ -209,56 +215,95 @@ def _run_cli(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("suffix", ["csv", "xlsx", "parquet"])
-def test_cli_writes_file_and_audit_row(portfolio, tmp_path, suffix):
-    out = tmp_path / f"cohort.{suffix}"
+@pytest.fixture
+def run_in_process(monkeypatch, capsys):
+    """Run `python -m analysis cohort` in this process; exit handlers run right after main.
+
+    Returns (exit code, stderr). The audit row is written by an atexit handler in a real
+    run; here it is captured and called when main returns, in the same order.
+    """
+    from analysis import cli
+
+    def run(*arguments: str) -> tuple[int, str]:
+        handlers = []
+        monkeypatch.setattr(cohort.atexit, "register", lambda function, **kwargs: handlers.append((function, kwargs)))
+        code = cli.main(["cohort", *arguments])
+        for function, kwargs in handlers:
+            function(**kwargs)
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def _audit(portfolio: Path) -> pd.DataFrame:
+    con = db.connect(portfolio, read_only=True)
+    try:
+        return cohort.list_downloads(con)
+    finally:
+        con.close()
+
+
+def test_cli_subprocess_writes_xlsx_and_audit_row(portfolio, tmp_path):
+    out = tmp_path / "cohort.xlsx"
     result = _run_cli(
         "--db", str(portfolio), "--out", str(out), "--ever-dpd", "30",
         "--attribute", f"网点代码={LEADING_ZERO_CODE}", "--columns", "loan_id,bucket_as_of,attr:网点代码",
     )
     assert result.returncode == 0, result.stderr
-    con = db.connect(portfolio, read_only=True)
-    try:
-        audit = cohort.list_downloads(con)
-    finally:
-        con.close()
+    audit = _audit(portfolio)
     assert len(audit) == 1
     assert audit.loc[0, "row_count"] == 1  # ever 30+ and 网点代码 000123: only the long id
     assert audit.loc[0, "file_sha256"] == cohort.file_sha256(out.read_bytes())
-    assert audit.loc[0, "file_format"] == suffix
     assert audit.loc[0, "columns"] == "loan_id,bucket_as_of,attr:网点代码"
+    sheet = openpyxl.load_workbook(out).active
+    assert [cell.value for cell in sheet[2]] == [LONG_LOAN_ID, "M2", LEADING_ZERO_CODE]
 
 
-def test_cli_loan_month_grain(portfolio, tmp_path):
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_cli_formats_audited(portfolio, tmp_path, suffix, run_in_process):
+    out = tmp_path / f"cohort.{suffix}"
+    code, stderr = run_in_process("--db", str(portfolio), "--out", str(out), "--bucket", "C,M1")
+    assert code == 0, stderr
+    audit = _audit(portfolio)
+    assert len(audit) == 1
+    assert audit.loc[0, "row_count"] == 2  # L0003 (C) and L0005 (M1)
+    assert audit.loc[0, "file_format"] == suffix
+    assert audit.loc[0, "file_sha256"] == cohort.file_sha256(out.read_bytes())
+
+
+def test_cli_loan_month_grain(portfolio, tmp_path, run_in_process):
     out = tmp_path / "months.csv"
-    result = _run_cli("--db", str(portfolio), "--out", str(out), "--grain", "loan-month", "--city", "杭州市")
-    assert result.returncode == 0, result.stderr
+    code, stderr = run_in_process("--db", str(portfolio), "--out", str(out), "--grain", "loan-month", "--city", "杭州市")
+    assert code == 0, stderr
     back = pd.read_csv(out, encoding="utf-8-sig", dtype=str)
     assert len(back) == 6
+    assert _audit(portfolio).loc[0, "grain"] == "loan-month"
 
 
-def test_cli_rejects_unknown_column(portfolio, tmp_path):
-    result = _run_cli("--db", str(portfolio), "--out", str(tmp_path / "x.csv"), "--columns", "loan_id,id_card")
-    assert result.returncode == 1
-    assert "id_card" in result.stderr
+def test_cli_rejects_unknown_column(portfolio, tmp_path, run_in_process):
+    code, stderr = run_in_process("--db", str(portfolio), "--out", str(tmp_path / "x.csv"), "--columns", "loan_id,id_card")
+    assert code == 1
+    assert "id_card" in stderr
+    assert len(_audit(portfolio)) == 0
 
 
-def test_cli_requires_out(portfolio):
-    result = _run_cli("--db", str(portfolio))
-    assert result.returncode == 1
-    assert "--out" in result.stderr
+def test_cli_requires_out(portfolio, run_in_process):
+    code, stderr = run_in_process("--db", str(portfolio))
+    assert code == 1
+    assert "--out" in stderr
 
 
-def test_cli_hostile_values_change_nothing(portfolio, tmp_path):
+def test_cli_hostile_values_change_nothing(portfolio, tmp_path, run_in_process):
     out = tmp_path / "x.csv"
-    result = _run_cli(
+    code, stderr = run_in_process(
         "--db", str(portfolio), "--out", str(out), "--city", "x'); delete from loans; --",
         "--attribute", "a=b' or '1'='1",
     )
-    assert result.returncode == 0, result.stderr
+    assert code == 0, stderr
     assert len(pd.read_csv(out, encoding="utf-8-sig")) == 0
     con = duckdb.connect(str(portfolio), read_only=True)
     try:
         assert con.execute("select count(*) from loans").fetchone()[0] == 5
     finally:
         con.close()
+    assert _audit(portfolio).loc[0, "row_count"] == 0

@@ -120,3 +120,24 @@ def test_audit_hidden_without_admin(portfolio, monkeypatch):
     assert not any("Download audit" in header.value for header in app.subheader)
     app = _page(portfolio, "en", monkeypatch, admin=True)
     assert any("Download audit" in header.value for header in app.subheader)
+
+
+def test_prepared_xlsx_keeps_text_ids(portfolio, monkeypatch):
+    import io
+
+    import openpyxl
+
+    from tests.fixtures_data import LEADING_ZERO_CODE, LONG_LOAN_ID
+
+    app = _page(portfolio, "zh", monkeypatch)
+    app.radio(key="dl_format").set_value("xlsx").run()
+    app.multiselect(key="dl_columns_loan").set_value(["loan_id", "origination_date", "attr:网点代码", "city"]).run()
+    app.button(key="dl_prepare").click().run()
+    assert not app.exception
+    sheet = openpyxl.load_workbook(io.BytesIO(app.session_state["data_download_prepared"]["data"])).active
+    assert [cell.value for cell in sheet[1]] == ["loan_id", "origination_date", "attr:网点代码", "city"]
+    first = {row[0].value: row for row in sheet.iter_rows(min_row=2)}[LONG_LOAN_ID]
+    assert first[0].data_type == "s"
+    assert first[1].is_date
+    assert first[2].value == LEADING_ZERO_CODE
+    assert first[3].value == "深圳市"
