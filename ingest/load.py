@@ -89,8 +89,8 @@ def load_files(
     Parameters
     ----------
     files
-        Table name -> file path. ``loans`` is required unless the database already holds
-        loans; ``loan_months`` or ``installments`` is required unless it holds months.
+        Table name -> file path. ``loans`` is required unless the database already contains
+        loans; ``loan_months`` or ``installments`` is required unless it contains months.
     mode
         'strict' or 'quarantine' (see the module docstring).
     as_of
@@ -120,11 +120,11 @@ def load_files(
         has_loans = con.execute("select count(*) > 0 from loans").fetchone()[0]
         has_months = con.execute("select count(*) > 0 from loan_months").fetchone()[0]
         if "loans" not in files and not has_loans:
-            raise UsageError("a loans file is required: the database holds no loans yet")
+            raise UsageError("a loans file is required because the database contains no loans yet")
         if not ({"loan_months", "installments"} & files.keys()) and not has_months and "loans" in files:
             raise UsageError(
-                "a loan_months or installments file is required with the loans file: "
-                "the database holds no month-end data yet"
+                "a loan_months or installments file is required with the loans file, because "
+                "the database contains no month-end data yet"
             )
         loader = _Loader(con, {t: Path(p) for t, p in files.items()}, mode, mapping, as_of_date,
                          progress, display_names or {}, rejects_dir)
@@ -227,6 +227,12 @@ class _Loader:
                              for name, percent in plan.rate_percent.items()}
         footer = stage_file(self.con, plan, source, self.mapping, secret)
         report.footer_rows = footer["footer_rows"] + footer["blank_rows"]
+        report.warnings.extend(plan.warnings)
+        if table != "loans" and plan.attributes():
+            report.warnings.append(
+                "columns kept only for loans are not stored for this file: "
+                + ", ".join(column.header for column in plan.attributes())
+            )
         report.footer_lines = footer["footer_lines"]
         self.step(f"parsed {report.file_name}")
 

@@ -45,7 +45,7 @@ class SourceError(ValueError):
 
 @dataclass
 class Source:
-    """What was read from one file and how."""
+    """Result of reading one file: the DuckDB relation, headers and detected format."""
 
     path: Path
     file_format: str  # csv / xlsx / parquet

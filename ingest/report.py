@@ -108,6 +108,8 @@ class LoadReport:
             ))
             for rule, count in sorted(report.counts_by_rule.items()):
                 lines.append(messages.t("ingest.summary.rule", lang, rule=rule, count=count))
+            for warning in report.warnings:
+                lines.append(f"  ! {warning}")
             if report.columns_personal:
                 columns = ", ".join(f"{name} -> {action}" for name, action in report.columns_personal.items())
                 lines.append(messages.t("ingest.summary.personal", lang, columns=columns))

@@ -49,7 +49,7 @@ class ColumnPlan:
     index: int
     header: str
     target: str  # contract column, 'attribute', 'ignore', 'pii:drop', 'pii:hash', 'pii:idcard'
-    how: str  # 'alias', 'mapping', 'header', 'values'
+    matched_by: str  # 'alias', 'mapping', 'header', 'values'
     multiplier: int = 1
 
     @property
@@ -65,7 +65,7 @@ class StagePlan:
     columns: list[ColumnPlan]
     file_errors: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, column, value)
     rate_percent: dict[str, bool] = field(default_factory=dict)
-    warnings: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def contract(self) -> dict[str, ColumnPlan]:
         return {plan.target: plan for plan in self.columns if plan.target in _contract_names(self.table)}
@@ -146,9 +146,9 @@ def _detect_personal_values(con, relation: str, plan: StagePlan) -> None:
         if not total:
             continue
         if idcards / total >= PII_VALUE_SHARE:
-            column.target, column.how = "pii:idcard", "values"
+            column.target, column.matched_by = "pii:idcard", "values"
         elif mobiles / total >= PII_VALUE_SHARE or cards / total >= PII_VALUE_SHARE:
-            column.target, column.how = "pii:hash", "values"
+            column.target, column.matched_by = "pii:hash", "values"
 
 
 def _rate_is_percent(con, relation: str, source: str) -> bool:
@@ -209,6 +209,17 @@ def _regions():
 class _Select:
     columns: list[str] = field(default_factory=list)
     joins: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _warn_unrecognised(select: _Select, column: ColumnPlan, values: list[str]) -> None:
+    """Note region names that matched no official name; they are stored as written."""
+    if values:
+        shown = ", ".join(sorted(values)[:10])
+        select.warnings.append(
+            f"{column.header}: {len(values)} value(s) matched no official region name and are stored "
+            f"as written: {shown}"
+        )
 
 
 def stage_file(
@@ -296,6 +307,7 @@ def stage_file(
     footer_lines = [row[0] for row in con.execute(
         f"select _line from {relation} r where {footer} order by _line").fetchall()]
     blank_rows = con.execute(f"select count(*) from {relation} r where not ({footer}) and {blank}").fetchone()[0]
+    plan.warnings.extend(select.warnings)
     return {"footer_lines": footer_lines, "footer_rows": len(footer_lines), "blank_rows": blank_rows}
 
 
@@ -341,7 +353,9 @@ def _province_expression(con, relation, column: ColumnPlan, text: str, new_looku
     if regions is None:
         # TODO: without ingest.regions the province text is stored as written.
         return text, "false"
-    lk = new_lookup({value: regions.normalise_province(user.get(value, value)) for value in values})
+    found = {value: regions.normalise_province(user.get(value, value)) for value in values}
+    _warn_unrecognised(select, column, [value for value, name in found.items() if name is None])
+    lk = new_lookup(found)
     select.joins.append(f"left join {lk} on {lk}.src = r.{column.source}")
     return f"coalesce({lk}.dst, {text})", "false"
 
@@ -356,7 +370,9 @@ def _city_expression(con, relation, contract, column: ColumnPlan, text: str, new
         f"select distinct {province_sql} as p, r.{column.source} as c from {relation} r "
         f"where r.{column.source} is not null limit 500000"
     ).fetchall()
-    lk = new_lookup({f"{p}\x1f{c}": regions.normalise_city(c, p or None) for p, c in pairs})
+    found = {f"{p}\x1f{c}": regions.normalise_city(c, p or None) for p, c in pairs}
+    _warn_unrecognised(select, column, sorted({c for p, c in pairs if found[f"{p}\x1f{c}"] is None}))
+    lk = new_lookup(found)
     key = f"{province_sql} || chr(31) || r.{column.source}"
     select.joins.append(f"left join {lk} on {lk}.src = {key}")
     return f"coalesce({lk}.dst, {text})", "false"
