@@ -90,8 +90,8 @@ def generate_demo(db_path: str | os.PathLike | None, n_loans: int = DEFAULT_LOAN
     Raises
     ------
     DemoError
-        If ``n_loans`` is not positive, ``as_of`` is invalid, or the database already holds
-        imported (non-demo) data, which the demo must not mix with.
+        If ``n_loans`` is not positive, ``as_of`` is invalid, or the database already
+        contains imported (non-demo) loans, which the demo must not mix with.
     """
     if int(n_loans) <= 0:
         raise DemoError(f"number of loans must be a positive integer; got {n_loans}")
@@ -110,6 +110,7 @@ def generate_demo(db_path: str | os.PathLike | None, n_loans: int = DEFAULT_LOAN
 
     con = db.connect(path)
     try:
+        con.execute("set enable_progress_bar = false")
         _check_no_user_data(con)
         con.execute("begin transaction")
         _remove_previous_demo(con)
@@ -186,8 +187,9 @@ def _check_no_user_data(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()[0][0]
     if user_rows:
         raise DemoError(
-            f"the database already holds {user_rows} imported loans; the demo would mix with "
-            f"them. Generate the demo into another file (--db PATH) or remove the imports first"
+            f"the database already contains {user_rows} imported loans, and the demo must not "
+            f"mix with them. Generate the demo into another file (--db PATH) or remove the "
+            f"imports first"
         )
 
 

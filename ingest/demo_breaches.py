@@ -73,7 +73,7 @@ def inject(actions: dict, counts: dict[str, int], single_loan_borrower: np.ndarr
         midnight = rows["time_us"] - rows["time_us"] % DAY_US
         seconds = np.array(NIGHT_SECONDS)[k % len(NIGHT_SECONDS)]
         rows["time_us"] = midnight + seconds * 1_000_000
-        style = k % 3  # 0: unanswered call, 1: SMS, 2: answered call
+        style = k % 3  # 0: call not connected, 1: SMS, 2: connected call
         rows["channel"] = np.where(style == 1, S.SMS, S.MANUAL_CALL).astype(np.int8)
         rows["connected"] = np.select([style == 0, style == 1], [0, -1], 1).astype(np.int8)
         rows["outcome"] = np.select([style == 0, style == 1], [S.NO_ANSWER, -1],
@@ -141,8 +141,8 @@ def cap_voice_calls(actions: dict) -> int:
     """Downgrade normal connected calls so that only injected overflow days break the cap.
 
     On a borrower-day with an injected overflow, every normal connected call becomes
-    unanswered; elsewhere injected calls count first and normal ones beyond the third are
-    downgraded, keeping paying calls where possible. Returns how many rows were changed.
+    unanswered. On other days injected calls count first, and normal calls beyond the third
+    are downgraded, paying calls last. Returns how many rows were changed.
     """
     voice = np.nonzero(np.isin(actions["channel"], VOICE) & (actions["connected"] == 1))[0]
     if len(voice) == 0:

@@ -1,7 +1,7 @@
 """Simulation behind the demo portfolio: loan attributes, month-end states, collections.
 
-Everything is vectorised over loans with numpy; the only Python loops run over months,
-schedule slots and joint-liability segments, never over loans. Money is kept in integer
+Everything is vectorised over loans with numpy. The only Python loops run over months,
+products and action-template slots, never over loans. Money is kept in integer
 fen (1/100 yuan) so that balances, payments and write-offs add up exactly.
 """
 
@@ -48,7 +48,11 @@ def _team_of(agent: str) -> int:
         return 6
     if agent.startswith("CA"):
         number = int(agent[2:])
-        return 0 if number <= 10 else (1 if number <= 25 else 2)
+        if number <= 10:
+            return 0
+        if number <= 25:
+            return 1
+        return 2
     return {"WW": 3, "FW": 4, "WF": 5}[agent[:2]]
 
 
@@ -166,8 +170,8 @@ def build_portfolio(n_loans: int, grid: MonthGrid, rng: np.random.Generator) -> 
     term, method = _draw_terms(product, rng)
     principal_fen = _draw_principal(product, rng)
 
-    # Repeat loans take the borrower (and the gender, age and place) of an earlier first
-    # loan; a repeat loan inside a joint-liability group keeps the group's place.
+    # Repeat loans take the borrower, gender, age and place of an earlier first loan. A
+    # repeat loan inside a joint-liability group keeps the group's place.
     is_first, borrower_no = _draw_borrowers(vintage, rng)
     source = _repeat_sources(vintage, is_first, rng)
     repeat = ~is_first
@@ -476,7 +480,7 @@ def simulate_chunk(pf: Portfolio, lo: int, hi: int, grid: MonthGrid,
     write_off_dpd = np.zeros(n, dtype=np.int64)
     recovered = np.zeros(n, dtype=np.int64)
     restructure_month = np.full(n, -1, dtype=np.int64)
-    redefaulted = np.zeros(n, dtype=bool)
+    redefault_month = np.full(n, -1, dtype=np.int64)  # first M1 after the last restructuring
 
     rows = _RowBuffer()
     actions = _ActionBuffer()
@@ -650,10 +654,8 @@ def simulate_chunk(pf: Portfolio, lo: int, hi: int, grid: MonthGrid,
         # --- update state ---------------------------------------------------------
         tally.transitions += _transition_counts(prev_bucket, to_m1, cure, stay, roll,
                                                 write_off, paid_off, restructure)
-        redefault_rows = to_m1 & (status[i] == RESTRUCTURED) & ~redefaulted[i]
-        within = (month - restructure_month[i]) <= 6
-        tally.restructured_redefault_6m += int((redefault_rows & within).sum())
-        redefaulted[i[redefault_rows]] = True
+        redefault_rows = to_m1 & (status[i] == RESTRUCTURED) & (redefault_month[i] < 0)
+        redefault_month[i[redefault_rows]] = month
 
         bucket[i] = np.where(restructure, 0, new_bucket)
         months_over[i] = np.where(restructure, 0, new_over)
@@ -671,6 +673,7 @@ def simulate_chunk(pf: Portfolio, lo: int, hi: int, grid: MonthGrid,
         s_term[r] = P.RESTRUCTURE_TERM
         s_method[r] = P.ANNUITY
         restructure_month[r] = month
+        redefault_month[r] = -1
         tally.restructured_loans += len(r)
 
         w = i[write_off]
@@ -707,6 +710,8 @@ def simulate_chunk(pf: Portfolio, lo: int, hi: int, grid: MonthGrid,
     last = grid.n_months - 1
     observed = (restructure_month >= 0) & (last - restructure_month >= 6)
     tally.restructured_observed_6m = int(observed.sum())
+    tally.restructured_redefault_6m = int(
+        (observed & (redefault_month >= 0) & (redefault_month - restructure_month <= 6)).sum())
     return rows.finish(), actions.finish(), tally
 
 

@@ -95,7 +95,7 @@ def test_refuses_database_with_imported_loans(db_path):
         "values ('X1', date '2026-01-05', 1000, 99)"
     )
     con.close()
-    with pytest.raises(demo.DemoError, match="imported loans"):
+    with pytest.raises(demo.DemoError, match="contains 1 imported loans"):
         demo.generate_demo(db_path, n_loans=100, seed=1, as_of=AS_OF)
     con = duckdb.connect(str(db_path), read_only=True)
     assert con.execute("select count(*) from loans").fetchall()[0][0] == 1
