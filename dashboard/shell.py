@@ -28,9 +28,11 @@ logger = logging.getLogger(__name__)
 # Set LOANLENS_AUTO_DEMO=0 to start on an empty database without loading the demo portfolio.
 AUTO_DEMO_ENV = "LOANLENS_AUTO_DEMO"
 DEMO_LOANS = 20_000
+# Set LOANLENS_DEMO_LOANS to generate a different number of demo loans (tests use fewer).
+DEMO_LOANS_ENV = "LOANLENS_DEMO_LOANS"
 LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 
-_demo_lock = threading.Lock()
+_setup_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -90,34 +92,44 @@ def _loan_count() -> int:
 def ensure_database() -> None:
     """Create the database file if missing, and load the demo portfolio into an empty one.
 
-    Runs once per process for an empty file: a lock keeps two sessions from generating at
-    once, and the loan count is checked again after taking it.
+    One session at a time prepares the database. Another session that arrives meanwhile
+    gets DataUpdating (shown as 数据更新中, then retried) instead of waiting, because
+    waiting inside its script run would keep the preparing session from getting exclusive
+    access.
     """
     path = common.database_path()
-    if not path.exists():
-        with common.exclusive_access():
-            db.connect(path).close()
-            logger.info("created empty database %s", path)
-    if not _auto_demo_enabled() or _loan_count() > 0:
+    auto_demo = _auto_demo_enabled()
+    if path.exists() and (not auto_demo or _loan_count() > 0):
         return
-    with _demo_lock:
-        if _loan_count() > 0:
-            return
-        try:
-            from ingest.demo import generate_demo
-        except ImportError:
-            logger.warning("ingest.demo is not available; starting on an empty database")
-            return
-        with st.spinner(common.tr("app.demo_loading")):
+    if not _setup_lock.acquire(blocking=False):
+        raise common.DataUpdating(f"another session is preparing {path}")
+    try:
+        if not path.exists():
             with common.exclusive_access():
-                logger.info("database %s is empty; generating %d demo loans", path, DEMO_LOANS)
-                generate_demo(path, n_loans=DEMO_LOANS)
-                con = db.connect(path)
-                try:
-                    if db.get_meta(con, "dataset") is None:
-                        db.set_meta(con, "dataset", "demo")
-                finally:
-                    con.close()
+                db.connect(path).close()
+            logger.info("created empty database %s", path)
+        if auto_demo and _loan_count() == 0:
+            _load_demo(path)
+    finally:
+        _setup_lock.release()
+
+
+def _load_demo(path) -> None:
+    try:
+        from ingest.demo import generate_demo
+    except ImportError:
+        logger.warning("ingest.demo is not available; starting on an empty database")
+        return
+    loans = int(os.environ.get(DEMO_LOANS_ENV, DEMO_LOANS))
+    with st.spinner(common.tr("app.demo_loading")), common.exclusive_access():
+        logger.info("database %s is empty; generating %d demo loans", path, loans)
+        generate_demo(path, n_loans=loans)
+        con = db.connect(path)
+        try:
+            if db.get_meta(con, "dataset") is None:
+                db.set_meta(con, "dataset", "demo")
+        finally:
+            con.close()
 
 
 def is_demo() -> bool:

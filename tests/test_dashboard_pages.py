@@ -160,3 +160,31 @@ def test_english_switch_changes_kpis_texts(random_db, monkeypatch):
     assert [m.label for m in en.metric] != [m.label for m in zh.metric]
     assert any(" pp" in (metric.delta or "") for metric in en.metric)
     assert [title.value for title in en.title] == ["Monthly KPIs"]
+
+
+def test_kpis_page_matches_cli(random_db, tmp_path, monkeypatch):
+    """The cards show the numbers `python -m analysis kpis` writes for the as-of month."""
+    import subprocess
+    import sys
+
+    from messages import format as fmt
+
+    out = tmp_path / "kpis.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis", "kpis", "--db", str(random_db), "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    latest = pd.read_csv(out, encoding="utf-8-sig").iloc[-1]
+
+    at = _render(random_db, "kpis", "zh", monkeypatch)
+    shown = {metric.label: metric.value for metric in at.metric}
+    assert shown["在贷余额"] == fmt.format_amount(latest["active_balance"], "zh")
+    assert shown["在贷笔数"] == fmt.format_count(latest["active_loans"], "zh")
+    assert shown["新增放款金额"] == fmt.format_amount(latest["new_amount"], "zh")
+    assert shown["M1+逾期率（余额）"] == fmt.format_rate(latest["m1plus_balance_rate"])
+    assert shown["PAR30"] == fmt.format_rate(latest["par30_rate"])
+    assert shown["不良率"] == fmt.format_rate(latest["npl_rate"])
+    assert shown["首逾率FPD30"] == fmt.format_rate(latest["fpd30_count_rate"])
+    assert shown["核销金额"] == fmt.format_amount(latest["chargeoff_amount"], "zh")
+    assert shown["核销后回收"] == fmt.format_amount(latest["recovery_amount"], "zh")

@@ -109,3 +109,36 @@ def test_file_released_after_each_run(hand_db):
     con = duckdb.connect(str(hand_db))
     con.execute("select count(*) from loans").fetchone()
     con.close()
+
+
+def test_empty_database_gets_demo(tmp_path, monkeypatch):
+    pytest.importorskip("ingest.demo")
+    path = tmp_path / "first_start.duckdb"
+    monkeypatch.setenv("LOANLENS_DB", str(path))
+    monkeypatch.setenv("LOANLENS_AUTO_DEMO", "1")
+    monkeypatch.setenv("LOANLENS_DEMO_LOANS", "500")
+    at = _app()
+    assert not at.exception
+    assert any("示例数据" in info.value for info in at.info)
+    assert len(at.metric) == 10
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("select count(*) from loans").fetchone()[0] == 500
+    assert con.execute("select value from app_meta where key = 'dataset'").fetchone()[0] == "demo"
+    con.close()
+
+
+def test_busy_setup_shows_data_updating(tmp_path, monkeypatch):
+    """A session arriving while another prepares the database sees 数据更新中, not an error."""
+    from dashboard import shell
+
+    monkeypatch.setenv("LOANLENS_DB", str(tmp_path / "busy.duckdb"))
+    monkeypatch.setenv("LOANLENS_AUTO_DEMO", "0")
+    assert shell._setup_lock.acquire(blocking=False)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["update_retries"] = 60  # no automatic retry inside the test
+        at.run()
+    finally:
+        shell._setup_lock.release()
+    assert not at.exception
+    assert [info.value for info in at.info] == ["数据更新中，请稍候几秒后刷新。"]
