@@ -67,13 +67,7 @@ def test_page_renders_mixed_tape(mixed_path, monkeypatch, lang):
     # 广栋省 (11 active loans) and 6 loans without a province, from tests/fixtures_regions.py.
     summary = t("regions.unmatched_summary", lang, values=2, loans="17", missing="6")
     assert summary in [warning.value for warning in at.warning]
-
-
-@pytest.mark.parametrize("lang", ["zh", "en"])
-def test_page_unmatched_table_lists_misspelling(mixed_path, monkeypatch, lang):
-    at = _open(mixed_path, monkeypatch, lang)
-    frames = [frame.value for frame in at.dataframe]
-    unmatched = frames[1]
+    unmatched = at.dataframe[1].value
     assert "广栋省" in unmatched.iloc[:, 0].tolist()
     assert t("regions.missing_value", lang) in unmatched.iloc[:, 0].tolist()
 
@@ -106,14 +100,17 @@ def test_page_bad_geojson_path_falls_back(mixed_path, monkeypatch, tmp_path):
     assert any("Cannot read the GeoJSON file" in warning.value for warning in at.warning)
 
 
-@pytest.mark.parametrize("metric", ["par30", "npl"])
-@pytest.mark.parametrize("by", ["count", "balance"])
-def test_page_metric_switches(mixed_path, monkeypatch, metric, by):
+def test_page_metric_switches(mixed_path, monkeypatch):
     at = _open(mixed_path, monkeypatch, "en")
-    at.segmented_control(key="regions_metric").set_value(metric).run()
-    at.segmented_control(key="regions_by").set_value(by).run()
-    assert not at.exception
-    assert _plotly_count(at) == 3
+    for metric, by in [("par30", "count"), ("npl", "balance"), ("m1plus", "balance")]:
+        at.segmented_control(key="regions_metric").set_value(metric).run()
+        at.segmented_control(key="regions_by").set_value(by).run()
+        assert not at.exception, (metric, by)
+        assert _plotly_count(at) == 3, (metric, by)
+        floor_note = t("regions.npl_floor_note", "en", npl_dpd=90)
+        assert (floor_note in [caption.value for caption in at.caption]) == (metric == "npl")
+        headers = at.dataframe[0].value.columns.tolist()
+        assert ("95% CI lower" in headers) == (by == "count"), (metric, by)
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

@@ -1,8 +1,8 @@
 """Page: regional overdue rates (区域分布).
 
-Reads the shared filters, loads active-loan totals by region once per data version
-(``analysis.regions``), then draws: the province map (tile grid or GeoJSON), the ranking
-with Wilson intervals, the table, unmatched region values, a drill-down to cities and
+Reads the shared filters and loads active-loan totals by region once per data version
+(``analysis.regions``). Then it draws the province map (tile grid or GeoJSON), the ranking
+with Wilson intervals, the table, the unmatched region values, a drill-down to cities and
 counties, and the monthly trend.
 """
 
@@ -111,7 +111,7 @@ def _display_table(table: pd.DataFrame, with_interval: bool) -> pd.DataFrame:
 
 
 def _styled(display: pd.DataFrame):
-    """Grey the rows below the minimum size; format rates and amounts."""
+    """Grey the rows below the minimum size, and format rates and amounts."""
     below = display[common.tr("regions.col_below_min")]
     rate_columns = [column for column in (common.tr("regions.col_rate"),
                                           common.tr("regions.col_ci_lower"),
@@ -344,6 +344,8 @@ def render() -> None:
         _method_note(None, options, rates.as_of)
         return
 
+    if options["metric"] == "npl":
+        st.caption(common.tr("regions.npl_floor_note", npl_dpd=rates.npl_dpd))
     _map_section(rates, rate_name)
 
     st.subheader(common.tr("regions.ranking_header"))
