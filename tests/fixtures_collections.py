@@ -37,9 +37,9 @@ def add_loans(con: duckdb.DuckDBPyConnection, rows: Iterable[dict]) -> None:
     con.unregister("new_loans")
 
 
-def add_months(con: duckdb.DuckDBPyConnection, loan_id: str, start: dt.date, dpds: list,
-               balance: float = 5_000, overdue: float | None = 500) -> None:
-    """Insert consecutive month-ends from ``start``; a dpd of 'P' is paid_off, 'W' charged_off."""
+def month_rows(loan_id: str, start: dt.date, dpds: list, balance: float = 5_000,
+               overdue: float | None = 500) -> list[dict]:
+    """Return consecutive month-end rows from ``start``; a dpd of 'P' is paid_off, 'W' charged_off."""
     rows = []
     month = month_end(start)
     for value in dpds:
@@ -65,6 +65,11 @@ def add_months(con: duckdb.DuckDBPyConnection, loan_id: str, start: dt.date, dpd
             }
         )
         month = month_end(month + dt.timedelta(days=1))
+    return rows
+
+
+def insert_months(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """Insert month-end rows built by ``month_rows``."""
     frame = pd.DataFrame(rows)
     con.register("new_months", frame)
     con.execute(
@@ -73,6 +78,12 @@ def add_months(con: duckdb.DuckDBPyConnection, loan_id: str, start: dt.date, dpd
         "outstanding_principal, overdue_principal, status, 1 from new_months"
     )
     con.unregister("new_months")
+
+
+def add_months(con: duckdb.DuckDBPyConnection, loan_id: str, start: dt.date, dpds: list,
+               balance: float = 5_000, overdue: float | None = 500) -> None:
+    """Insert consecutive month-ends from ``start``; a dpd of 'P' is paid_off, 'W' charged_off."""
+    insert_months(con, month_rows(loan_id, start, dpds, balance, overdue))
 
 
 def add_actions(con: duckdb.DuckDBPyConnection, rows: Iterable[dict]) -> None:
@@ -114,7 +125,7 @@ def build_arm_trial(
     Each loan is current at ``start``, enters M1 (``entry_dpd``) the next month-end and is
     either current (cured) or at M2 the month-end after, with one call in the strategy.
     """
-    loans, index = [], 0
+    loans, months, actions, index = [], [], [], 0
     for strategy, (count, cured) in arms.items():
         for number in range(count):
             index += 1
@@ -125,11 +136,12 @@ def build_arm_trial(
                 product = "消费贷" if index % 2 else "经营贷"
             loans.append({"loan_id": loan_id, "product": product, "principal": 8_000 + 10 * (index % 50)})
             path = [0, entry_dpd, 0 if number < cured else entry_dpd + 30, 0]
-            add_months(con, loan_id, start, path, balance=4_000 + 10 * (index % 50))
+            months.extend(month_rows(loan_id, start, path, balance=4_000 + 10 * (index % 50)))
             first_day_overdue = month_end(start + dt.timedelta(days=1)) - dt.timedelta(days=entry_dpd - 1)
-            add_actions(
-                con,
-                [{"loan_id": loan_id, "action_time": dt.datetime.combine(first_day_overdue, dt.time(10)),
-                  "strategy": strategy, "amount_collected": 100 if number < cured else 0, "cost": 5}],
+            actions.append(
+                {"loan_id": loan_id, "action_time": dt.datetime.combine(first_day_overdue, dt.time(10)),
+                 "strategy": strategy, "amount_collected": 100 if number < cured else 0, "cost": 5}
             )
     add_loans(con, loans)
+    insert_months(con, months)
+    add_actions(con, actions)
