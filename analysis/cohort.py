@@ -1,8 +1,8 @@
 """Analyst cohort downloads (数据下载): select loans by any stored attribute and export them.
 
-The selection runs the named queries in ``queries/cohort.sql``; every filter value reaches
-DuckDB as a bound parameter, and column choices are checked against fixed allow-lists
-(plus the attribute names found in ``loan_attributes``) before any SQL runs. Downloads
+The selection runs the named queries in ``queries/cohort.sql``. Every filter value reaches
+DuckDB as a bound parameter. Column choices are checked against fixed allow-lists, plus
+the attribute names found in ``loan_attributes``, before any SQL runs. Downloads
 contain only stored fields: personal data is pseudonymised or dropped at import, so no
 option here can bring it back. Each download is recorded in ``download_audit``.
 """
@@ -123,11 +123,11 @@ DEFAULT_MONTH_COLUMNS: tuple[str, ...] = (
 class CohortFilters:
     """Download filters: the shared dashboard filters plus the cohort-only ones.
 
-    An empty tuple or None means "no filter" for that field. ``buckets`` holds state
-    labels at the as-of month (C, M1, ..., PAID, WO); ``ever_dpd`` selects loans whose dpd
-    exceeded it at any month-end up to the as-of month, or that were charged off;
-    ``attributes`` holds (name, values) pairs from loan_attributes, values of one name
-    being alternatives and different names all required.
+    An empty tuple or None means "no filter" for that field. ``buckets`` contains state
+    labels at the as-of month (C, M1, ..., PAID, WO). ``ever_dpd`` selects loans whose dpd
+    exceeded it at any month-end up to the as-of month, or that were charged off.
+    ``attributes`` contains (name, values) pairs from loan_attributes: values of one name
+    are alternatives, and every name must match.
     """
 
     base: Filters = field(default_factory=Filters)
@@ -148,7 +148,7 @@ class CohortFilters:
         unknown = [label for label in self.buckets if label not in bucket_set.labels]
         if unknown:
             raise ValueError(
-                f"unknown bucket {unknown}; use one of {', '.join(bucket_set.labels)}"
+                f"invalid bucket label(s) {unknown}; use one of {', '.join(bucket_set.labels)}"
             )
         if self.ever_dpd is not None and (isinstance(self.ever_dpd, bool) or self.ever_dpd < 0):
             raise ValueError(f"ever-dpd must be a whole number of days >= 0; got {self.ever_dpd!r}")

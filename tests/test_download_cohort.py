@@ -128,7 +128,7 @@ def test_hostile_filter_values_select_nothing(shared_portfolio, value):
 
 
 def test_unknown_bucket_rejected(read_only_con):
-    with pytest.raises(ValueError, match="unknown bucket"):
+    with pytest.raises(ValueError, match="invalid bucket label"):
         cohort.select_loans(read_only_con, cohort.CohortFilters(buckets=("M99",)))
 
 

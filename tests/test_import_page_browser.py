@@ -138,3 +138,30 @@ def test_gbk_csv_with_chinese_headers(tmp_path):
     assert list(stored["principal"]) == [1000.0, 2500.0]
     assert list(stored["product"]) == ["消费贷", "经营贷"]
     assert _table(page_db, "select max(dpd) as dpd from loan_months")["dpd"][0] == 12
+
+
+def test_quarantine_upload_loads_good_rows(tmp_path):
+    paths = _tape.write_tables(uci_taiwan.convert(UCI_SAMPLE), tmp_path / "tape")
+    bad_loans = tmp_path / "bad" / "loans.csv"
+    bad_loans.parent.mkdir()
+    frame = pd.read_csv(paths["loans"], dtype=str)
+    frame.loc[[3, 7], "principal"] = "0"
+    frame.to_csv(bad_loans, index=False)
+    page_db = _new_db(tmp_path / "page.duckdb")
+    with running_dashboard(page_db, extra_env=NO_DEMO) as base_url, chromium() as browser:
+        page = browser.new_page(accept_downloads=True)
+        open_page(page, base_url, "data_import")
+        page.set_input_files(UPLOAD_INPUT, [str(bad_loans), str(paths["loan_months"])])
+        page.get_by_text("loan_months.csv 是哪张表？").wait_for(timeout=30_000)
+        wait_for_script(page)
+        page.get_by_text("隔离模式：合格行入库，问题行另存").click()
+        wait_for_script(page)
+        page.get_by_role("button", name="校验并导入").click()
+        page.get_by_text("问题数据已隔离").wait_for(timeout=120_000)
+        wait_for_script(page)
+        with page.expect_download(timeout=30_000) as info:
+            page.get_by_role("button", name="下载被隔离的行及原因（CSV）").click()
+        rejects = Path(info.value.path()).read_bytes().decode("utf-8-sig")
+
+    assert _table(page_db, "select count(*) as n from loans")["n"][0] == 198
+    assert "principal_not_positive" in rejects

@@ -1,8 +1,8 @@
 """Page 数据导入: upload loan-tape files, check the column mapping, validate and load.
 
-Flow: choose a saved mapping profile (optional), upload files and say which table each
-is, review the preview and the proposed mapping (editable, savable as a profile), then
-validate or load in strict or quarantine mode. Past loads are listed from load_log, and
+Flow: choose a saved mapping profile (optional), upload files and choose the table of
+each, review the preview and the proposed mapping (editable, savable as a profile), then
+load in strict or quarantine mode. Past loads are listed from load_log, and
 the data of one load can be removed so that a bad month can be replaced.
 
 Loading uses ``ingest.api.load_files``, which opens its own read-write connection, so the
@@ -29,13 +29,9 @@ from queries import db
 
 logger = logging.getLogger(__name__)
 
-try:
-    from ingest import api
-    from ingest.columns import CONTRACT, TABLES
-    from ingest.mapping import SPECIAL_TARGETS, ColumnMapping, MappingError, TableMapping
-except ImportError as error:  # the import module is built in parallel with this page
-    api = None
-    logger.warning("ingest.api is not available: %s", error)
+from ingest import api
+from ingest.columns import CONTRACT, TABLES
+from ingest.mapping import SPECIAL_TARGETS, ColumnMapping, MappingError, TableMapping
 
 # Mapping profiles: TOML files, the same format as `python -m ingest load --mapping`.
 MAPPINGS_ENV = "LOANLENS_MAPPINGS"
@@ -53,7 +49,6 @@ TABLE_HINTS = (
     ("loans", ("loan", "借据", "放款", "贷款")),
 )
 
-STATE_DIR = "imp_upload_dir"
 STATE_MAPPING = "imp_profile_mapping"
 STATE_REPORT = "imp_report"
 
@@ -75,25 +70,19 @@ def guess_table(file_name: str) -> str:
     return "loans"
 
 
-def _upload_dir() -> Path:
-    if STATE_DIR not in st.session_state:
-        st.session_state[STATE_DIR] = tempfile.mkdtemp(prefix="loanlens-upload-")
-    return Path(st.session_state[STATE_DIR])
-
-
-def _save_upload(upload) -> Path:
-    """Write an uploaded file to this session's temporary folder and return its path."""
+def _save_upload(upload, folder: Path) -> Path:
+    """Write an uploaded file into ``folder`` (this script run's temporary folder)."""
     safe_name = re.sub(r"[^\w.\-]", "_", upload.name)
-    path = _upload_dir() / f"{upload.file_id}_{safe_name}"
-    if not path.exists():
-        path.write_bytes(upload.getvalue())
+    path = folder / f"{upload.file_id}_{safe_name}"
+    path.write_bytes(upload.getvalue())
     return path
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _preview(path: str, size: int, table: str, mapping_toml: str):
+def _preview(file_id: str, size: int, table: str, mapping_toml: str, _path: Path):
+    """Preview one upload; cached by upload id, table and mapping (the path changes per run)."""
     mapping = ColumnMapping.from_toml(mapping_toml) if mapping_toml else None
-    return api.preview_file(Path(path), table, mapping, n_rows=PREVIEW_ROWS)
+    return api.preview_file(_path, table, mapping, n_rows=PREVIEW_ROWS)
 
 
 # --- step 1: mapping profile -----------------------------------------------------------
@@ -156,6 +145,7 @@ def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict
         target = overrides.get(header) or preview.proposed.get(header) or "attribute"
         rows.append({"header": header, "sample": sample, "target": target})
     frame = pd.DataFrame(rows, columns=["header", "sample", "target"])
+
     st.markdown(common.tr("data_import.mapping_title"))
     edited = st.data_editor(
         frame,
@@ -172,6 +162,7 @@ def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict
         width="stretch",
     )
     chosen = {row["header"]: row["target"] for row in edited.to_dict("records") if row["target"]}
+
     required = [column.name for column in CONTRACT[table] if column.required]
     missing = [column for column in required if column not in chosen.values()]
     if missing:
@@ -179,8 +170,10 @@ def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict
     return chosen
 
 
-def _render_uploads(profile: ColumnMapping) -> tuple[dict[str, Path], dict[str, str], ColumnMapping, list[str]]:
-    """Draw the uploader and one preview per file.
+def _render_uploads(
+    profile: ColumnMapping, folder: Path
+) -> tuple[dict[str, Path], dict[str, str], ColumnMapping, list[str]]:
+    """Draw the uploader and one preview per file, saving each upload into ``folder``.
 
     Returns the files by table, their display names, the mapping to load with, and the
     tables chosen for more than one file.
@@ -207,13 +200,13 @@ def _render_uploads(profile: ColumnMapping) -> tuple[dict[str, Path], dict[str, 
                 format_func=table_labels.__getitem__,
                 key=f"imp_table_{upload.file_id}",
             )
-            path = _save_upload(upload)
+            path = _save_upload(upload, folder)
             if table in files:
                 duplicates.append(table)
             files[table] = path
             names[table] = upload.name
             try:
-                preview = _preview(str(path), path.stat().st_size, table, profile.to_toml())
+                preview = _preview(upload.file_id, upload.size, table, profile.to_toml(), path)
             except (ValueError, OSError, duckdb.Error) as error:
                 st.error(common.tr("data_import.preview_failed", name=upload.name, error=error))
                 continue
@@ -238,8 +231,15 @@ def _render_uploads(profile: ColumnMapping) -> tuple[dict[str, Path], dict[str, 
 # --- step 3: validate and load -----------------------------------------------------------
 
 
-def _run_import(files: dict[str, Path], names: dict[str, str], mapping: ColumnMapping, mode: str, dry_run: bool):
-    """Validate (dry_run) or load the files; store the report in session state."""
+def _run_import(
+    files: dict[str, Path],
+    names: dict[str, str],
+    mapping: ColumnMapping,
+    mode: str,
+    dry_run: bool,
+    folder: Path,
+) -> None:
+    """Validate (dry_run) or load the files; store the report and rejects CSV in session state."""
     progress = st.progress(0.0, text=common.tr("data_import.loading"))
 
     def report_progress(fraction: float, message: str) -> None:
@@ -255,7 +255,7 @@ def _run_import(files: dict[str, Path], names: dict[str, str], mapping: ColumnMa
             with common.exclusive_access():
                 report = api.load_files(
                     db_path, files, mode=mode, mapping=mapping, progress=report_progress,
-                    display_names=names, rejects_dir=_upload_dir(),
+                    display_names=names, rejects_dir=folder,
                 )
     except common.DataUpdating:
         st.warning(common.tr("data_import.busy"))
@@ -267,10 +267,24 @@ def _run_import(files: dict[str, Path], names: dict[str, str], mapping: ColumnMa
     finally:
         progress.empty()
     logger.info("import of %s finished: ok=%s dry_run=%s mode=%s", names, report.ok, dry_run, mode)
-    st.session_state[STATE_REPORT] = {"report": report.to_dict(), "dry_run": dry_run, "mode": mode}
+    rejects = Path(report.rejects_csv) if report.rejects_csv else None
+    st.session_state[STATE_REPORT] = {
+        "report": report.to_dict(),
+        "dry_run": dry_run,
+        "mode": mode,
+        # The temporary folder is deleted at the end of this run, so keep the bytes.
+        "rejects_name": rejects.name if rejects else None,
+        "rejects_bytes": rejects.read_bytes() if rejects and rejects.is_file() else None,
+    }
 
 
-def _render_load(files: dict[str, Path], names: dict[str, str], mapping: ColumnMapping, duplicates: list[str]) -> None:
+def _render_load(
+    files: dict[str, Path],
+    names: dict[str, str],
+    mapping: ColumnMapping,
+    duplicates: list[str],
+    folder: Path,
+) -> None:
     st.subheader(common.tr("data_import.step_load"))
     mode_labels = {
         "strict": common.tr("data_import.mode_strict"),
@@ -286,11 +300,13 @@ def _render_load(files: dict[str, Path], names: dict[str, str], mapping: ColumnM
     if not files:
         st.info(common.tr("data_import.no_files"))
     left, right = st.columns(2)
+    # NOTE: ingest.api has no validate-only entry point yet, so the "validate only" button
+    # appears only once it offers validate_files(); until then strict mode is the check.
     can_validate = hasattr(api, "validate_files")
     if can_validate and left.button(common.tr("data_import.validate"), disabled=blocked, key="imp_validate"):
-        _run_import(files, names, mapping, mode, dry_run=True)
+        _run_import(files, names, mapping, mode, dry_run=True, folder=folder)
     if right.button(common.tr("data_import.load"), type="primary", disabled=blocked, key="imp_load"):
-        _run_import(files, names, mapping, mode, dry_run=False)
+        _run_import(files, names, mapping, mode, dry_run=False, folder=folder)
 
 
 def _errors_frame(errors: list[dict]) -> pd.DataFrame:
@@ -364,12 +380,11 @@ def _render_report() -> None:
         key="imp_report_csv",
         on_click="ignore",
     )
-    rejects = report.get("rejects_csv")
-    if rejects and Path(rejects).is_file():
+    if stored.get("rejects_bytes"):
         st.download_button(
             common.tr("data_import.report_rejects"),
-            data=Path(rejects).read_bytes(),
-            file_name=Path(rejects).name,
+            data=stored["rejects_bytes"],
+            file_name=stored["rejects_name"],
             mime="text/csv",
             key="imp_report_rejects",
             on_click="ignore",
@@ -419,17 +434,17 @@ def _render_history() -> None:
 def render() -> None:
     st.title(common.tr("page.data_import"))
     common.method_note(common.tr("data_import.method"))
-    if api is None:
-        st.error(common.tr("data_import.ingest_missing"))
-        return
     removed = st.session_state.pop("imp_removed", None)
     if removed:
         st.success(common.tr("data_import.removed", load_id=removed[0], rows=removed[1]))
     profile = _render_profile()
-    files, names, mapping, duplicates = _render_uploads(profile)
-    if files:
-        _save_profile(mapping)
-    _render_load(files, names, mapping, duplicates)
+    # Uploads may hold personal data in clear, so they live only for this script run.
+    with tempfile.TemporaryDirectory(prefix="loanlens-upload-") as temp_dir:
+        folder = Path(temp_dir)
+        files, names, mapping, duplicates = _render_uploads(profile, folder)
+        if files:
+            _save_profile(mapping)
+        _render_load(files, names, mapping, duplicates, folder)
     _render_report()
     _render_history()
 
