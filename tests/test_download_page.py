@@ -141,3 +141,20 @@ def test_prepared_xlsx_keeps_text_ids(portfolio, monkeypatch):
     assert first[1].is_date
     assert first[2].value == LEADING_ZERO_CODE
     assert first[3].value == "深圳市"
+
+
+def test_attribute_filter_selects_loans(portfolio, monkeypatch):
+    app = _page(portfolio, "en", monkeypatch)
+    app.multiselect(key="dl_attributes").set_value(["网点代码"]).run()
+    app.multiselect(key="dl_attr_网点代码").set_value(["000123"]).run()
+    assert app.metric[0].value == "2"  # the long id and L0003
+
+
+def test_attribute_with_many_values_takes_text(portfolio, monkeypatch):
+    original = cohort.filter_options
+    # With at most 1 listed value per attribute, 网点代码 (2 values) is offered as free text.
+    monkeypatch.setattr(cohort, "filter_options", lambda con, max_values=500: original(con, max_values=1))
+    app = _page(portfolio, "en", monkeypatch)
+    app.multiselect(key="dl_attributes").set_value(["网点代码"]).run()
+    app.text_input(key="dl_attr_text_网点代码").input("000456, 000123").run()
+    assert app.metric[0].value == "3"
