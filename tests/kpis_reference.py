@@ -16,40 +16,42 @@ import pandas as pd
 CLOSED = ("paid_off", "charged_off")
 
 
-def _month_end(day) -> dt.date:
-    return (pd.Timestamp(day) + pd.offsets.MonthEnd(0)).date()
-
-
-def _add_month(day: dt.date) -> dt.date:
-    """Same day next month, clamped to the month's last day (31 Jan -> 28/29 Feb)."""
-    return (pd.Timestamp(day) + pd.DateOffset(months=1)).date()
+def _month_ends(days: pd.Series) -> pd.Series:
+    """Month-end of each date, as Timestamps."""
+    return pd.to_datetime(days) + pd.offsets.MonthEnd(0)
 
 
 def _fpd30_by_loan(loans: pd.DataFrame, months: pd.DataFrame, installments: pd.DataFrame) -> pd.DataFrame:
     """Return loan_id, judged_month, is_fpd30 for every loan (instalments first, else snapshots)."""
-    rows = []
-    with_schedule = set(installments["loan_id"]) if not installments.empty else set()
-    months_by_loan = {loan_id: group.sort_values("snapshot_date") for loan_id, group in months.groupby("loan_id")}
-    for loan in loans.itertuples():
-        if loan.loan_id in with_schedule:
-            first = installments[(installments["loan_id"] == loan.loan_id) & (installments["installment_no"] == 1)]
-            due = min(first["due_date"])
-            deadline = due + dt.timedelta(days=30)
-            paid = first.loc[first["paid_date"].notna() & (first["paid_date"] < deadline), "principal_paid"]
-            paid_total = float(paid.fillna(0).sum())
-            rows.append((loan.loan_id, _month_end(deadline), paid_total < float(first["principal_due"].max()) - 1))
-            continue
-        first_due = _add_month(loan.origination_date)
-        judged = _month_end(first_due + dt.timedelta(days=30))
-        history = months_by_loan.get(loan.loan_id)
-        is_fpd = False
-        if history is not None:
-            upto = history[history["snapshot_date"] <= judged]
-            if not upto.empty:
-                last = upto.iloc[-1]
-                is_fpd = bool(last["dpd"] >= 30 or last["status"] == "charged_off")
-        rows.append((loan.loan_id, judged, is_fpd))
-    return pd.DataFrame(rows, columns=["loan_id", "judged_month", "is_fpd30"])
+    scheduled = installments[installments["installment_no"] == 1].copy()
+    scheduled["due_date"] = pd.to_datetime(scheduled["due_date"])
+    scheduled["paid_date"] = pd.to_datetime(scheduled["paid_date"])
+    first_due = scheduled.groupby("loan_id")["due_date"].min().rename("first_due")
+    scheduled = scheduled.join(first_due, on="loan_id")
+    deadline = scheduled["first_due"] + pd.Timedelta(days=30)
+    scheduled["paid_in_time"] = scheduled["principal_paid"].astype(float).fillna(0).where(
+        scheduled["paid_date"].notna() & (scheduled["paid_date"] < deadline), 0.0
+    )
+    by_schedule = scheduled.groupby("loan_id").agg(
+        first_due=("first_due", "first"),
+        principal_due=("principal_due", "max"),
+        paid=("paid_in_time", "sum"),
+    )
+    by_schedule["judged_month"] = _month_ends(by_schedule["first_due"] + pd.Timedelta(days=30))
+    by_schedule["is_fpd30"] = by_schedule["paid"] < by_schedule["principal_due"].astype(float) - 1
+    by_schedule = by_schedule.reset_index()[["loan_id", "judged_month", "is_fpd30"]]
+
+    # Loans without a schedule: first due = origination + 1 month (clamped to month-end).
+    others = loans[~loans["loan_id"].isin(by_schedule["loan_id"])][["loan_id", "origination_date"]].copy()
+    first_due_dates = [pd.Timestamp(day) + pd.DateOffset(months=1) for day in others["origination_date"]]
+    others["judged_month"] = _month_ends(pd.Series(first_due_dates, index=others.index) + pd.Timedelta(days=30))
+    history = others.merge(months, on="loan_id", how="left")
+    history = history[pd.to_datetime(history["snapshot_date"]) <= history["judged_month"]]
+    last = history.sort_values("snapshot_date").groupby("loan_id").tail(1)
+    last = last.assign(is_fpd30=(last["dpd"] >= 30) | (last["status"] == "charged_off"))
+    others = others.merge(last[["loan_id", "is_fpd30"]], on="loan_id", how="left")
+    others["is_fpd30"] = others["is_fpd30"].fillna(False).astype(bool)
+    return pd.concat([by_schedule, others[["loan_id", "judged_month", "is_fpd30"]]], ignore_index=True)
 
 
 def reference_monthly_kpis(
@@ -82,19 +84,21 @@ def reference_monthly_kpis(
 
     fpd = _fpd30_by_loan(loans[loans["origination_date"] <= as_of], months, installments)
     fpd = fpd.merge(loans[["loan_id", "origination_date"]], on="loan_id")
+    fpd["judged_month"] = [stamp.date() for stamp in fpd["judged_month"]]
     fpd["vintage"] = [day.replace(day=1) for day in fpd["origination_date"]]
     cohorts = fpd.groupby("vintage").agg(
         judged_month=("judged_month", "max"), loans=("loan_id", "size"), fpd=("is_fpd30", "sum")
     )
     cohorts = cohorts[cohorts["judged_month"] <= max(all_months)] if all_months else cohorts
 
+    loans = loans.assign(origination_month=[stamp.date() for stamp in _month_ends(loans["origination_date"])])
     rows = []
     for month in all_months:
         at_month = months[months["snapshot_date"] == month]
         active = at_month[~at_month["status"].isin(CLOSED)]
         balance = active["outstanding_principal"].astype(float)
         active_balance = balance.sum()
-        originated = loans[[_month_end(day) == month for day in loans["origination_date"]]]
+        originated = loans[loans["origination_month"] == month]
         judged = cohorts[cohorts["judged_month"] <= month]
         if judged.empty:
             fpd_rate, fpd_cohort = np.nan, pd.NaT
