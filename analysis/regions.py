@@ -452,6 +452,9 @@ def _aggregate(
     grouped["region_code"] = _region_codes(grouped["region"], level, grouped["province"]).where(
         grouped["matched"], None
     )
+    # Sums of float yuan amounts carry binary noise (7501089.869999999): round to the fen.
+    grouped["balance"] = grouped["balance"].astype(float).round(2)
+    grouped["bad_balance"] = grouped["bad_balance"].astype(float).round(2)
     grouped["loans"] = grouped["loans"].astype("int64")
     grouped["bad_loans"] = grouped["bad_loans"].astype("int64")
     grouped["count_rate"] = grouped["bad_loans"] / grouped["loans"].where(grouped["loans"] > 0)
