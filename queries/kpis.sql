@@ -195,7 +195,7 @@ cohorts as (
         max(j.judged_month) as judged_month,
         count(*) filter (where j.is_fpd30) as fpd30_loans,
         coalesce(sum(cl.principal) filter (where j.is_fpd30), 0) as fpd30_principal,
-        sum(j.from_installments) as from_installments
+        sum(j.from_installments)::bigint as from_installments
     from chosen_loans as cl
     inner join judged as j
         on j.loan_id = cl.loan_id

@@ -128,7 +128,7 @@ def test_empty_database_gets_demo(tmp_path, monkeypatch):
 
 
 def test_busy_setup_shows_data_updating(tmp_path, monkeypatch):
-    """A session arriving while another prepares the database sees 数据更新中, not an error."""
+    """A session arriving while another prepares the database gets 数据更新中, not an error."""
     from dashboard import shell
 
     monkeypatch.setenv("LOANLENS_DB", str(tmp_path / "busy.duckdb"))

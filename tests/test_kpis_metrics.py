@@ -122,9 +122,9 @@ def test_five_class_presets_split_differently(tmp_path):
     con = db.connect(path, read_only=True)
     bank = kpis.five_class(con, Filters(), "bank_2023").set_index("class_code")["loans"]
     simple = kpis.five_class(con, Filters(), "simple_90_180_360").set_index("class_code")["loans"]
-    # Bank 2023: 次级 91-270 holds 100 and 200 dpd; 可疑 271-360 holds 300; 损失 holds 400.
+    # Bank 2023: 次级 91-270 contains 100 and 200 dpd, 可疑 271-360 contains 300, 损失 400.
     assert bank.to_dict() == {"normal": 1, "special_mention": 1, "substandard": 2, "doubtful": 1, "loss": 1}
-    # Simple: 次级 91-180 holds only 100; 可疑 181-360 holds 200 and 300.
+    # Simple: 次级 91-180 contains only 100, and 可疑 181-360 contains 200 and 300.
     assert simple.to_dict() == {"normal": 1, "special_mention": 1, "substandard": 1, "doubtful": 2, "loss": 1}
     # The NPL ratio (dpd > 90) is the same under both presets: 4 of 6 equal balances.
     for preset in kpis.CLASSIFICATION_PRESETS:
@@ -288,3 +288,29 @@ def test_demo_portfolio_matches_pandas(demo_path):
     con = db.connect(demo_path, read_only=True)
     _compare_with_reference(con, Filters())
     con.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "columns"),
+    [
+        ("kpi_monthly", {"npl_dpd": 90, "par30_restructured": False},
+         ["month", "active_balance", "active_loans", "m1plus_balance", "m1plus_loans",
+          "par30_balance", "npl_balance", "new_loans", "new_amount", "chargeoff_amount",
+          "recovery_amount"]),
+        ("kpi_fpd30_cohorts", {},
+         ["vintage", "loans", "principal", "judged_month", "fpd30_loans", "fpd30_principal",
+          "from_installments"]),
+        ("kpi_five_class", {"substandard_dpd": 90, "doubtful_dpd": 270, "loss_dpd": 360},
+         ["class_rank", "class_code", "loans", "balance"]),
+        ("dashboard_filter_options", {},
+         ["products", "channels", "provinces", "grades", "first_vintage", "last_vintage",
+          "snapshot_months", "loan_count"]),
+        ("dashboard_loan_count", {}, ["loan_count"]),
+    ],
+)
+def test_query_returns_documented_columns(hand_con, name, params, columns):
+    frame = queries.run(hand_con, name, {**Filters(as_of=APRIL).params(), **params})
+    assert frame.columns.tolist() == columns
+    doc = queries.get_query(name).doc
+    for column in columns:
+        assert column in doc, f"{name} does not document {column}"
