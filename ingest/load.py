@@ -249,6 +249,8 @@ class _Loader:
         for table in self.files:
             if table in self.plans and not self._file_rejected(table):
                 validate.check_references(self.con, self.plans[table])
+            if table in self.plans:
+                validate.fill_error_values(self.con, table)
 
         for table in self.files:
             report = self.file_reports[table]
@@ -456,11 +458,11 @@ class _Loader:
         for column in plan.columns:
             if column.target in plan.contract() and plan.contract()[column.target] is column:
                 kind = column_spec(table, column.target).kind
-                value = column.target if kind == "hash" else f"{column.target}__t"
+                value = f"s.{column.target}" if kind == "hash" else f"r.{column.source}"
             elif column.target == "attribute":
-                value = f"a{column.index}"
+                value = f"s.a{column.index}"
             elif column.target == "pii:hash":
-                value = f"h{column.index}"
+                value = f"s.h{column.index}"
             else:
                 continue
             key = f"k{column.index}"
@@ -487,14 +489,15 @@ class _Loader:
                 self.con.execute(
                     f"insert into rejects select $load_id, $table, $file, e.line, e.column_name, e.value, e.rule, "
                     f"{reason.format(lang='en')}, {reason.format(lang='zh')}, {raw_sql} "
-                    f"from err_{table} e left join stg_{table} s on s._line = e.line where e.rule = $rule",
+                    f"from err_{table} e left join stg_{table} s on s._line = e.line "
+                    f"left join raw_{table} r on r._line = e.line where e.rule = $rule",
                     {"load_id": report.load_id, "table": table, "file": report.file_name, "rule": rule,
                      "tmpl_en": templates["en"], "tmpl_zh": templates["zh"], **params},
                 )
             if self._file_rejected(table):
                 self.con.execute(
                     f"insert into rejects select $load_id, $table, $file, s._line, null, null, 'file_rejected', "
-                    f"$en, $zh, {raw_sql} from stg_{table} s",
+                    f"$en, $zh, {raw_sql} from stg_{table} s join raw_{table} r on r._line = s._line",
                     {"load_id": report.load_id, "table": table, "file": report.file_name,
                      "en": "The whole file was rejected because of a file-level error (see line 1).",
                      "zh": "由于文件级错误（见第 1 行），整个文件被拒绝。", **params},
@@ -514,6 +517,7 @@ class _Loader:
             frame = self.con.execute(
                 f"select $table as table_name, $file as file_name, e.line as line_no, e.column_name, e.value, "
                 f"e.rule, {raw_sql} as raw_row from err_{table} e left join stg_{table} s on s._line = e.line "
+                f"left join raw_{table} r on r._line = e.line "
                 f"order by e.line, e.rule",
                 {"table": table, "file": report.file_name, **params},
             ).df()

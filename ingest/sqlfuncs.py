@@ -55,6 +55,12 @@ create or replace temp macro ll_amount(s, multiplier) as (
                  * (case when regexp_matches(s, '万元?$') then 10000 else 1 end) * multiplier
     end
 );
+-- Amount rounded to the fen; the first branch avoids 128-bit decimal arithmetic.
+create or replace temp macro ll_amount_fen(s) as (
+    case when regexp_full_match(s, '-?\\d{{1,15}}(\\.\\d{{1,6}})?') then try_cast(s as decimal(18, 2))
+         else try_cast(round(ll_amount(s, 1), 2) as decimal(18, 2))
+    end
+);
 create or replace temp macro ll_int_text(s) as (
     regexp_replace(replace(ll_digits(s), ',', ''), '(天|期|个月|月|日|岁|年)$', '')
 );

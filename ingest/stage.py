@@ -1,8 +1,8 @@
 """Matching source headers to the contract and parsing a file into a typed staging table.
 
-The staging table ``stg_<table>`` has one row per data row (footer and empty rows left
-out) with, for every matched contract column ``x``: ``x`` (typed value), ``x__t`` (the
-cleaned source text, for error messages) and ``x__bad`` (text present but not parseable).
+The staging table ``stg_<table>`` has one row per data row, without footer and empty rows.
+For every matched contract column ``x`` it has ``x`` (typed value) and ``x__bad`` (text
+present but not parseable); error messages read the text back from the raw relation.
 Unmatched columns are kept as ``a<i>`` text; personal-data columns are hashed, reduced to
 region/age/gender, or dropped. All parsing is SQL over whole columns.
 
@@ -276,7 +276,6 @@ def stage_file(
         elif spec.kind == "city":
             value, bad = _city_expression(con, relation, contract, column, text, new_lookup, select)
         select.columns.append(f"{value} as {name}")
-        select.columns.append(f"{text} as {name}__t")
         select.columns.append(f"coalesce({bad}, false) as {name}__bad")
 
     for column in plan.attributes():
@@ -330,7 +329,10 @@ def _parse_expression(kind: str, name: str, text: str, column: ColumnPlan, plan:
         value = f"case when year({parsed}) < 2900 then {parsed} end"
         return value, f"({text} is not null and {parsed} is null)"
     if kind == "amount":
-        parsed = f"try_cast(round(ll_amount({text}, {int(column.multiplier)}), 2) as decimal(18, 2))"
+        if column.multiplier == 1:
+            parsed = f"ll_amount_fen({text})"
+        else:
+            parsed = f"try_cast(round(ll_amount({text}, {int(column.multiplier)}), 2) as decimal(18, 2))"
         return parsed, f"({text} is not null and {parsed} is null)"
     if kind == "integer":
         parsed = f"ll_int({text})"

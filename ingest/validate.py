@@ -35,9 +35,10 @@ MAX_VALUE_CHARS = 200
 
 
 def create_error_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Create an empty ``err_<table>``."""
+    """Create an empty ``err_<table>``; ``src`` names the raw column whose text fills ``value``."""
     con.execute(
-        f"create or replace temp table err_{table} (line bigint, column_name varchar, value varchar, rule varchar)"
+        f"create or replace temp table err_{table} "
+        f"(line bigint, column_name varchar, value varchar, rule varchar, src varchar)"
     )
 
 
@@ -45,51 +46,75 @@ def _insert(con, table: str, select_sql: str, params: dict | None = None) -> Non
     con.execute(f"insert into err_{table} {select_sql}", params or {})
 
 
+def _source(plan: StagePlan, name: str) -> str:
+    column = plan.contract().get(name)
+    return column.source if column else ""
+
+
 def check_rows(con, plan: StagePlan, as_of: dt.date) -> None:
-    """Run the row-level checks of one staged file: parsing, required values, ranges, dates."""
+    """Run the row-level checks of one staged file: parsing, required values, ranges, dates.
+
+    One aggregate pass counts the failures of every check; only checks with failures are
+    then run again to list their rows, so a clean file is scanned once.
+    """
     table = plan.table
     create_error_table(con, table)
     present = plan.contract()
-    value = f"left(%s, {MAX_VALUE_CHARS})"
-
-    _insert(con, table, f"select _line, '', {value % 'll_mask_personal(_extra)'}, 'malformed_row' "
-                        f"from stg_{table} where _extra is not null")
+    checks: list[tuple[str, str, str]] = [("_extra is not null", "", "malformed_row")]  # (condition, column, rule)
     for column in CONTRACT[table]:
         if column.name not in present:
             continue
-        header = {"header": present[column.name].header}
         rule = INVALID_RULE.get(column.kind)
         if rule:
-            _insert(con, table, f"select _line, $header, {value % (column.name + '__t')}, '{rule}' "
-                                f"from stg_{table} where {column.name}__bad", header)
+            checks.append((f"{column.name}__bad", column.name, rule))
         if column.required:
-            _insert(con, table, f"select _line, $header, null, 'missing_value' from stg_{table} "
-                                f"where {column.name} is null and not {column.name}__bad", header)
+            checks.append((f"{column.name} is null and not {column.name}__bad", column.name, "missing_value"))
 
-    def range_check(name: str, condition: str, rule: str, extra: dict | None = None) -> None:
-        if name not in present:
-            return
-        params = {"header": present[name].header, **(extra or {})}
-        _insert(con, table, f"select _line, $header, {value % (name + '__t')}, '{rule}' from stg_{table} "
-                            f"where {condition}", params)
+    ranges = {
+        "loans": [("principal", "principal <= 0", "principal_not_positive"),
+                  ("term_months", "term_months <= 0", "invalid_term"),
+                  ("annual_rate", "annual_rate < 0", "invalid_rate"),
+                  ("origination_date", "origination_date > $as_of", "date_in_future")],
+        "loan_months": [("dpd", "dpd < 0", "dpd_negative"),
+                        ("outstanding_principal", "outstanding_principal < 0", "outstanding_negative"),
+                        ("snapshot_date", "last_day(snapshot_date) > last_day($as_of)", "date_in_future")],
+        "installments": [("installment_no", "installment_no < 1", "invalid_installment_no"),
+                         ("principal_due", "principal_due < 0", "amount_negative"),
+                         ("paid_date", "paid_date > $as_of", "date_in_future")],
+        "collection_actions": [("action_time", "action_time >= $as_of + interval 1 day", "date_in_future"),
+                               ("dpd_at_action", "dpd_at_action < 0", "dpd_negative")],
+    }[table]
+    checks.extend((condition, name, rule) for name, condition, rule in ranges if name in present)
 
-    as_of_param = {"as_of": as_of}
-    if table == "loans":
-        range_check("principal", "principal <= 0", "principal_not_positive")
-        range_check("term_months", "term_months <= 0", "invalid_term")
-        range_check("annual_rate", "annual_rate < 0", "invalid_rate")
-        range_check("origination_date", "origination_date > $as_of", "date_in_future", as_of_param)
-    elif table == "loan_months":
-        range_check("dpd", "dpd < 0", "dpd_negative")
-        range_check("outstanding_principal", "outstanding_principal < 0", "outstanding_negative")
-        range_check("snapshot_date", "last_day(snapshot_date) > last_day($as_of)", "date_in_future", as_of_param)
-    elif table == "installments":
-        range_check("installment_no", "installment_no < 1", "invalid_installment_no")
-        range_check("principal_due", "principal_due < 0", "amount_negative")
-        range_check("paid_date", "paid_date > $as_of", "date_in_future", as_of_param)
-    elif table == "collection_actions":
-        range_check("action_time", "action_time >= $as_of + interval 1 day", "date_in_future", as_of_param)
-        range_check("dpd_at_action", "dpd_at_action < 0", "dpd_negative")
+    count_sql = ("select " + ", ".join(f"count(*) filter (where coalesce({condition}, false))"
+                                       for condition, _, _ in checks) + f" from stg_{table}")
+    counts = con.execute(count_sql, {"as_of": as_of} if "$as_of" in count_sql else {}).fetchone()
+    for (condition, name, rule), count in zip(checks, counts):
+        if not count:
+            continue
+        if rule == "malformed_row":
+            _insert(con, table, f"select _line, '', left(ll_mask_personal(_extra), {MAX_VALUE_CHARS}), "
+                                f"'malformed_row', null from stg_{table} where _extra is not null")
+            continue
+        header = present[name].header
+        src = "" if rule == "missing_value" else present[name].source
+        params = {"header": header, "src": src or None}
+        if "$as_of" in condition:
+            params["as_of"] = as_of
+        _insert(con, table, f"select _line, $header, null, '{rule}', $src from stg_{table} "
+                            f"where coalesce({condition}, false)", params)
+
+
+def fill_error_values(con, table: str) -> None:
+    """Fill ``value`` of the errors from the cleaned source text of their column."""
+    sources = [row[0] for row in con.execute(
+        f"select distinct src from err_{table} where src is not null and value is null").fetchall()]
+    for src in sources:
+        con.execute(
+            f"update err_{table} set value = left(r.{src}, {MAX_VALUE_CHARS}) from raw_{table} r "
+            f"where r._line = err_{table}.line and err_{table}.src = $src",
+            {"src": src},
+        )
 
 
 def check_keys(con, plan: StagePlan) -> None:
@@ -111,18 +136,18 @@ def check_keys(con, plan: StagePlan) -> None:
     required_keys = [key for key in keys if key != "paid_date"]
     _insert(
         con, table,
-        f"select _line, $header, left(loan_id__t, {MAX_VALUE_CHARS}), 'duplicate_key' from ("
-        f"select _line, loan_id__t, {' and '.join(f'{key} is not null' for key in required_keys)} as complete, "
+        f"select _line, $header, null, 'duplicate_key', $src from ("
+        f"select _line, {' and '.join(f'{key} is not null' for key in required_keys)} as complete, "
         f"count(*) over (partition by {', '.join(key_exprs)}) as n from stg_{table}) where complete and n > 1",
-        {"header": header_label(plan, "loan_id")},
+        {"header": header_label(plan, "loan_id"), "src": _source(plan, "loan_id")},
     )
     if table == "installments" and {"installment_no", "due_date"} <= present.keys():
         _insert(
             con, table,
-            f"select _line, $header, left(due_date__t, {MAX_VALUE_CHARS}), 'inconsistent_schedule' from ("
-            f"select _line, due_date__t, count(distinct due_date) over (partition by loan_id, installment_no) as n "
+            f"select _line, $header, null, 'inconsistent_schedule', $src from ("
+            f"select _line, count(distinct due_date) over (partition by loan_id, installment_no) as n "
             f"from stg_installments where loan_id is not null and installment_no is not null) where n > 1",
-            {"header": header_label(plan, "due_date")},
+            {"header": header_label(plan, "due_date"), "src": _source(plan, "due_date")},
         )
 
 
@@ -151,18 +176,17 @@ def check_references(con, plan: StagePlan) -> None:
     present = plan.contract()
     if table == "loans" or "loan_id" not in present:
         return
-    header = {"header": header_label(plan, "loan_id")}
     _insert(con, table,
-            f"select _line, $header, left(loan_id__t, {MAX_VALUE_CHARS}), 'loan_not_found' from stg_{table} s "
+            f"select _line, $header, null, 'loan_not_found', $src from stg_{table} s "
             f"where loan_id is not null and not exists (select 1 from known_loans k where k.loan_id = s.loan_id)",
-            header)
+            {"header": header_label(plan, "loan_id"), "src": _source(plan, "loan_id")})
     if table == "loan_months" and "snapshot_date" in present:
         _insert(con, table,
-                f"select s._line, $header, left(s.snapshot_date__t, {MAX_VALUE_CHARS}), 'snapshot_before_origination' "
+                f"select s._line, $header, null, 'snapshot_before_origination', $src "
                 f"from stg_loan_months s join known_loans k on k.loan_id = s.loan_id "
                 f"where s.snapshot_date is not null and k.origination_date is not null "
                 f"and last_day(s.snapshot_date) < last_day(k.origination_date)",
-                {"header": header_label(plan, "snapshot_date")})
+                {"header": header_label(plan, "snapshot_date"), "src": _source(plan, "snapshot_date")})
         _check_closed_loans(con, plan)
 
 
@@ -191,13 +215,13 @@ def _check_closed_loans(con, plan: StagePlan) -> None:
         create or replace temp table lm_close_check as
         with file_rows as (
             select s._line, s.loan_id, last_day(s.snapshot_date) as month_end, {status} as status,
-                   s.outstanding_principal, s.snapshot_date__t
+                   s.outstanding_principal
             from stg_loan_months s
             where s.loan_id is not null and s.snapshot_date is not null
         ),
         db_rows as (
             select null::bigint as _line, m.loan_id, m.snapshot_date as month_end, m.status,
-                   m.outstanding_principal, null as snapshot_date__t
+                   m.outstanding_principal
             from loan_months m
             where m.loan_id in (select loan_id from file_rows)
               and m.snapshot_date not in (select month_end from file_rows)
@@ -213,18 +237,19 @@ def _check_closed_loans(con, plan: StagePlan) -> None:
             where status in ('paid_off', 'charged_off')
             group by loan_id
         )
-        select f._line, f.snapshot_date__t
+        select f._line
         from file_rows f
         join first_close c on c.loan_id = f.loan_id
         where f.month_end > c.close_month
           and not (f.status = 'charged_off' and f.outstanding_principal = 0 and c.close_status = 'charged_off')
     """)
     _insert(con, "loan_months",
-            f"select _line, $header, left(snapshot_date__t, {MAX_VALUE_CHARS}), 'row_after_close' from lm_close_check",
-            {"header": header_label(plan, "snapshot_date")})
+            "select _line, $header, null, 'row_after_close', $src from lm_close_check",
+            {"header": header_label(plan, "snapshot_date"), "src": _source(plan, "snapshot_date")})
 
 
 def file_level_errors(con, plan: StagePlan) -> None:
     """Record missing and duplicate columns as errors on line 1 (the header)."""
     for rule, column, other in plan.file_errors:
-        _insert(con, plan.table, f"select 1, $column, $value, '{rule}'", {"column": column, "value": other or None})
+        _insert(con, plan.table, f"select 1, $column, $value, '{rule}', null",
+                {"column": column, "value": other or None})
