@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -148,7 +148,6 @@ class RegionRates:
     unmatched_loans: int = 0
     missing_loans: int = 0
     total_loans: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def any_matched(self) -> bool:

@@ -323,3 +323,24 @@ def test_npl_presets_share_the_91_day_floor():
     assert regions.npl_floor("simple_90_180_360") == 90
     with pytest.raises(ValueError, match="npl preset must be one of"):
         regions.npl_floor("basel")
+
+
+def test_query_columns_match_its_documentation(mixed_path):
+    import queries
+
+    query = queries.get_query("region_month_totals")
+    documented = [
+        "month", "province_text", "city_text", "county_text", "region_code", "loans", "balance",
+        "m1plus_loans", "m1plus_balance", "par30_loans", "par30_balance", "npl_loans", "npl_balance",
+    ]
+    for column in documented:
+        assert column in query.doc, column
+    con = db.connect(mixed_path, read_only=True)
+    try:
+        frame = queries.run(con, "region_month_totals", {
+            **Filters().params(), "as_of": MIXED_AS_OF, "from_month": MIXED_AS_OF,
+            "npl_dpd": 90, "par30_restructured": False,
+        })
+    finally:
+        con.close()
+    assert frame.columns.tolist() == documented
