@@ -438,7 +438,11 @@ def build_truth(pf: S.Portfolio, grid: S.MonthGrid, tally: S.Tally, breaches: di
 # Command line
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``python -m ingest demo``; return 0 on success and 2 on invalid arguments."""
+    """Run ``python -m ingest demo``.
+
+    Returns 0 on success, 2 on invalid arguments and 1 when the database cannot be written
+    (for example while another process holds it open).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m ingest demo",
         description="Generate the simulated demo portfolio into a LoanLens database and "
@@ -465,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as error:
         logger.error("%s", error)
         return 2
+    except duckdb.Error as error:
+        logger.error("demo generation failed, the database is unchanged: %s", error)
+        return 1
     path = db.resolve_db_path(args.db)
     print(f"demo portfolio: {truth['n_loans']} loans, {truth['rows']['loan_months']} month-end "
           f"rows, {truth['rows']['collection_actions']} collection actions, as of "

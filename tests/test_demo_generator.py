@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -344,3 +347,49 @@ def test_rates_positive_and_bounded(demo_frames):
     assert np.allclose(rate * 10_000, units)
     assert (units == 2400).sum() > 0
     assert (units == 3600).sum() > 0
+
+
+@pytest.mark.parametrize("n_loans", [1, 40])
+def test_tiny_portfolios(tmp_path, n_loans):
+    truth = demo.generate_demo(tmp_path / "tiny.duckdb", n_loans=n_loans, seed=11, as_of=AS_OF)
+    assert truth["rows"]["loans"] == n_loans
+    assert truth["rows"]["loan_months"] >= n_loans
+    counts = truth["compliance"]["breach_counts"]
+    assert counts["night_contacts"] >= 0
+    assert truth["compliance"]["total_breach_rows"] == (
+        counts["night_contacts"] + counts["voice_calls_over_daily_cap"]
+        + counts["non_borrower_contacts"])
+
+
+def test_module_command_dispatch(tmp_path):
+    path = tmp_path / "cmd.duckdb"
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", "demo", "--db", str(path), "--loans", "200",
+         "--seed", "2", "--as-of", AS_OF],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert path.with_name("demo_truth.json").exists()
+    bad = subprocess.run([sys.executable, "-m", "ingest", "demo", "--loans", "-3",
+                          "--db", str(path)], cwd=repo, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2
+    assert "positive" in bad.stderr
+
+
+def test_locked_database_exit_code(tmp_path):
+    path = tmp_path / "locked.duckdb"
+    demo.generate_demo(path, n_loans=50, seed=1, as_of=AS_OF)
+    # Another process keeps the file open for writing, as a running import would.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(30)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert demo.main(["--db", str(path), "--loans", "50", "--as-of", AS_OF]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Path(path).exists()
