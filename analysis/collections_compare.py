@@ -62,8 +62,18 @@ class Note:
     level: str = "info"  # info / warning
 
     def text(self, lang: str) -> str:
-        """Return the note in ``lang`` from the message catalog."""
-        return t(f"collections.note.{self.key}", lang, **self.values)
+        """Return the note in ``lang`` from the message catalog.
+
+        A ``covariates`` value given as (covariate, arm, smd text) triples is rendered with
+        the covariates' catalog names.
+        """
+        values = dict(self.values)
+        if isinstance(values.get("covariates"), tuple):
+            values["covariates"] = ", ".join(
+                f"{t(f'collections.covariate.{covariate}', lang)} ({arm}: {smd})"
+                for covariate, arm, smd in values["covariates"]
+            )
+        return t(f"collections.note.{self.key}", lang, **values)
 
 
 @dataclass
@@ -329,7 +339,8 @@ def compare_arms(
     episodes : one row per episode (``analysis.collections.episodes_from``).
     stage : early / middle / late.
     arms : strategies to compare; default every arm with a judged episode in the stage.
-    reference : the champion; default the arm with the most judged episodes.
+    reference : the champion; default the first of ``arms`` (the first name in sorted
+        order when ``arms`` is not given).
 
     Raises
     ------
@@ -353,7 +364,7 @@ def compare_arms(
     rows = rows[rows["arm"].isin(chosen)]
     counts = rows.groupby("arm")["cured"].agg(loans="size", cured=lambda s: int(s.astype(bool).sum()))
     if reference is None:
-        reference = counts["loans"].idxmax()
+        reference = chosen[0]
     if reference not in chosen:
         raise ValueError(f"reference arm {reference!r} is not among the compared arms {chosen}")
     arm_order = [reference] + [arm for arm in chosen if arm != reference]
@@ -381,7 +392,7 @@ def compare_arms(
     balance = _standardised_differences(rows, reference)
     large = balance[balance["smd"].abs() > SMD_THRESHOLD]
     if not large.empty:
-        listed = ", ".join(f"{r.covariate} ({r.arm}: {_smd_text(r.smd)})" for r in large.itertuples())
+        listed = tuple((r.covariate, r.arm, _smd_text(r.smd)) for r in large.itertuples())
         notes.append(Note("not_comparable", {"covariates": listed}, level="warning"))
     odds_ratios = _adjusted_odds_ratios(rows, arm_order, notes)
     return ArmComparison(

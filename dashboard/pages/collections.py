@@ -18,6 +18,7 @@ from analysis import collections_restructure as restructure
 from analysis.filters import Filters
 from dashboard import common
 from messages import format as fmt
+from messages import has_key
 
 HORIZON_CHOICES = (30, 60, 90)
 
@@ -39,7 +40,7 @@ def _arm_label(strategy: str) -> str:
 def _rate_chart(table: pd.DataFrame, group: str) -> go.Figure:
     """Grouped bars of cure, roll-forward and recovery rates with their 95% intervals."""
     figure = go.Figure()
-    labels = [_arm_label(value) if group == "strategy" else value for value in table[group]]
+    labels = [_group_label(value, group) for value in table[group]]
     metrics = (
         ("cure_rate", "ci_lower", "ci_upper", "collections.col.cure_rate"),
         ("roll_rate", "roll_ci_lower", "roll_ci_upper", "collections.col.roll_rate"),
@@ -63,31 +64,41 @@ def _rate_chart(table: pd.DataFrame, group: str) -> go.Figure:
     return figure
 
 
+def _rate_with_interval(rate, low, high) -> str:
+    if pd.isna(rate):
+        return fmt.MISSING
+    return f"{fmt.format_rate(rate, 1)} ({fmt.format_rate(low, 1)}–{fmt.format_rate(high, 1)})"
+
+
+def _group_label(value, group: str) -> str:
+    if group == "strategy":
+        return _arm_label(value)
+    key = f"collections.channel.{value}"
+    return common.tr(key) if has_key(key) else str(value)
+
+
 def _display_table(table: pd.DataFrame, group: str) -> pd.DataFrame:
     """Return the rates table with readable headers and formatted values."""
     lang = common.lang()
     shown = pd.DataFrame(
         {
-            common.tr(f"collections.col.{group}"): [
-                _arm_label(value) if group == "strategy" else value for value in table[group]
-            ],
+            common.tr(f"collections.col.{group}"): [_group_label(value, group) for value in table[group]],
             common.tr("collections.col.loans"): table["loans"].map(fmt.format_count),
             common.tr("collections.col.contacts_per_loan"): table["contacts_per_loan"].map(lambda v: f"{v:.1f}"),
             common.tr("collections.col.cure_rate"): [
-                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
-                for r, lo, hi in zip(table["cure_rate"], table["ci_lower"], table["ci_upper"])
+                _rate_with_interval(*values) for values in zip(table["cure_rate"], table["ci_lower"], table["ci_upper"])
             ],
             common.tr("collections.col.roll_rate"): [
-                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
-                for r, lo, hi in zip(table["roll_rate"], table["roll_ci_lower"], table["roll_ci_upper"])
+                _rate_with_interval(*values)
+                for values in zip(table["roll_rate"], table["roll_ci_lower"], table["roll_ci_upper"])
             ],
             common.tr("collections.col.recovery_rate"): [
-                f"{fmt.format_rate(r, 1)} ({fmt.format_rate(lo, 1)}–{fmt.format_rate(hi, 1)})"
-                for r, lo, hi in zip(table["recovery_rate"], table["recovery_ci_lower"], table["recovery_ci_upper"])
+                _rate_with_interval(*values)
+                for values in zip(table["recovery_rate"], table["recovery_ci_lower"], table["recovery_ci_upper"])
             ],
             common.tr("collections.col.cost_per_yuan"): [
-                fmt.MISSING if pd.isna(v) else f"{v:.3f} ({fmt.format_amount(c, lang)})"
-                for v, c in zip(table["cost_per_yuan"], table["cost"])
+                fmt.MISSING if pd.isna(per_yuan) else f"{per_yuan:.4g} ({fmt.format_amount(cost, lang)})"
+                for per_yuan, cost in zip(table["cost_per_yuan"], table["cost"])
             ],
         }
     )
@@ -148,10 +159,9 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
     if len(chosen) < 2:
         st.info(common.tr("collections.compare.need_two"))
         return
-    counts = judged[judged["strategy"].isin(chosen)]["strategy"].value_counts()
     champion = st.selectbox(
         common.tr("collections.compare.reference"), chosen,
-        index=chosen.index(counts.idxmax()), format_func=labels.get, key=f"compare_reference_{stage}",
+        index=0, format_func=labels.get, key=f"compare_reference_{stage}",
     )
     result = compare.compare_arms(episodes, stage, arms=chosen, reference=champion, horizon_days=horizon_days)
     for level, text in result.sentences(common.lang()):
@@ -176,12 +186,37 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
     common.download_buttons(result.differences, f"collections_{stage}_arm_differences", key="collections_diff")
 
     st.markdown(f"**{common.tr('collections.compare.odds_ratios')}**")
-    st.dataframe(result.odds_ratios, hide_index=True, width="stretch")
+    st.dataframe(_odds_ratio_display(result.odds_ratios), hide_index=True, width="stretch")
     common.download_buttons(result.odds_ratios, f"collections_{stage}_odds_ratios", key="collections_or")
     st.markdown(f"**{common.tr('collections.compare.balance')}**")
-    st.dataframe(result.balance, hide_index=True, width="stretch")
+    balance = pd.DataFrame(
+        {
+            common.tr("collections.col.covariate"): [
+                common.tr(f"collections.covariate.{name}") for name in result.balance["covariate"]
+            ],
+            common.tr("collections.col.arm"): [_arm_label(arm) for arm in result.balance["arm"]],
+            common.tr("collections.col.smd"): result.balance["smd"].map(lambda v: f"{v:+.3f}"),
+        }
+    )
+    st.dataframe(balance, hide_index=True, width="stretch")
     common.download_buttons(result.balance, f"collections_{stage}_assignment_check", key="collections_smd")
     st.session_state[f"collections_baseline_{stage}"] = float(result.arms["cure_rate"].iloc[0])
+
+
+def _odds_ratio_display(odds_ratios: pd.DataFrame) -> pd.DataFrame:
+    not_estimable = common.tr("collections.compare.not_estimable")
+    return pd.DataFrame(
+        {
+            common.tr("collections.col.arm"): [_arm_label(arm) for arm in odds_ratios["arm"]],
+            common.tr("collections.col.odds_ratio"): [
+                not_estimable if pd.isna(value) else f"{value:.2f} ({low:.2f}–{high:.2f})"
+                for value, low, high in zip(odds_ratios["odds_ratio"], odds_ratios["ci_lower"], odds_ratios["ci_upper"])
+            ],
+            common.tr("collections.col.p_value"): [
+                fmt.MISSING if pd.isna(value) else f"{value:.3g}" for value in odds_ratios["p_value"]
+            ],
+        }
+    )
 
 
 def _plan_section(episodes: pd.DataFrame, stage: str) -> None:

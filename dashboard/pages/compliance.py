@@ -16,6 +16,7 @@ from analysis import compliance
 from analysis.filters import Filters
 from dashboard import common
 from messages import format as fmt
+from messages import has_key
 
 MAX_LIST_ROWS = 1_000
 TOP_GROUPS = 30
@@ -61,6 +62,11 @@ def _rule_label(rule: str) -> str:
     return common.tr(f"compliance.rule.{rule}")
 
 
+def _channel_label(channel: str) -> str:
+    key = f"collections.channel.{channel}"
+    return common.tr(key) if has_key(key) else str(channel)
+
+
 def _breach_list(breaches: pd.DataFrame) -> None:
     shown = breaches.head(MAX_LIST_ROWS)
     if len(breaches) > MAX_LIST_ROWS:
@@ -73,7 +79,7 @@ def _breach_list(breaches: pd.DataFrame) -> None:
             common.tr("compliance.col.agent_id"): shown["agent_id"],
             common.tr("compliance.col.team"): shown["team"],
             common.tr("compliance.col.strategy"): shown["strategy"],
-            common.tr("compliance.col.channel"): shown["channel"],
+            common.tr("compliance.col.channel"): shown["channel"].map(_channel_label),
             common.tr("compliance.col.rule"): shown["rule"].map(_rule_label),
         }
     )
@@ -96,7 +102,18 @@ def _rates_by(breaches: pd.DataFrame, contacts: pd.DataFrame, by: str) -> None:
         barmode="stack", yaxis_title=common.tr("compliance.metric.per_1000"), height=360, margin={"t": 30}
     )
     st.plotly_chart(figure, width="stretch", key=f"compliance_rates_{by}")
-    st.dataframe(table, hide_index=True, width="stretch")
+    display = pd.DataFrame(
+        {
+            common.tr(f"compliance.col.{by}"): table[by],
+            common.tr("compliance.col.contacts"): table["contacts"].map(fmt.format_count),
+            common.tr("compliance.col.breaches"): table["breaches"].map(fmt.format_count),
+            **{_rule_label(rule): table[rule].map(fmt.format_count) for rule in compliance.RULES},
+            common.tr("compliance.col.per_1000"): table["per_1000"].map(
+                lambda value: fmt.MISSING if pd.isna(value) else f"{value:.2f}"
+            ),
+        }
+    )
+    st.dataframe(display, hide_index=True, width="stretch")
     common.download_buttons(table, f"compliance_rates_by_{by}", key=f"compliance_{by}")
 
 
