@@ -213,8 +213,10 @@ def _prepayment(tally: S.Tally) -> dict:
 def _recoveries(tally: S.Tally) -> dict:
     low, high = P.RECOVERY_SHARE_RANGE
     mean_share = (low + high) / 2
+    # Each recovery is a share of the original charged-off amount, so the expected
+    # cumulative rate after k months is k * probability * mean share until the cap binds.
     expected = {
-        guarantee: 1 - (1 - probability * mean_share) ** P.RECOVERY_MONTHS
+        guarantee: min(1.0, P.RECOVERY_MONTHS * probability * mean_share)
         for guarantee, probability in P.RECOVERY_PROBABILITY.items()
     }
     return {
@@ -225,7 +227,14 @@ def _recoveries(tally: S.Tally) -> dict:
                 f"recovered_amount",
         "monthly_probability": dict(P.RECOVERY_PROBABILITY),
         "share_per_recovery": [low, high],
-        "approximate_24_month_recovery_rate": {k: round(v, 4) for k, v in expected.items()},
+        "expected_24_month_recovery_rate": {k: round(v, 4) for k, v in expected.items()},
+        "expected_cumulative_recovery_rate_by_months_since_charge_off": {
+            guarantee: [round(min(1.0, months * probability * mean_share), 4)
+                        for months in range(1, P.RECOVERY_MONTHS + 1)]
+            for guarantee, probability in P.RECOVERY_PROBABILITY.items()
+        },
+        "expectation_note": "months * probability * mean share; exact unless the cap at the "
+                            "charged-off amount binds, which is rare",
         "recovered_amount": round(tally.recovered_fen / 100, 2),
         "realised_recovery_rate": _ratio(tally.recovered_fen, tally.charged_off_fen),
     }

@@ -326,3 +326,37 @@ def test_cox_hazard_ratios_cover_truth(frames, demo_truth):
         low = fitted.loc[name, "exp(coef) lower 95%"]
         high = fitted.loc[name, "exp(coef) upper 95%"]
         assert low <= true_ratio <= high, (name, true_ratio, low, high)
+
+
+def test_recovery_expectation(demo_db, demo_truth):
+    """Recovered amounts against the expectation months * probability * mean share."""
+    con = duckdb.connect(str(demo_db), read_only=True)
+    try:
+        rows = con.execute(
+            """
+            select m.loan_id, m.snapshot_date, m.charged_off_amount::double as charged,
+                m.recovered_amount::double as recovered, l.guarantee_type
+            from loan_months m
+            join loans l using (loan_id)
+            where m.status = 'charged_off'
+            """
+        ).df()
+    finally:
+        con.close()
+    truth = demo_truth["recoveries"]
+    low, high = truth["share_per_recovery"]
+    mean_share = (low + high) / 2
+    second_moment = (low**2 + low * high + high**2) / 3
+
+    write_offs = rows[rows["charged"].notna()].set_index("loan_id")
+    months_after = np.minimum(
+        month_number(pd.Series(pd.Timestamp(demo_truth["as_of"]), index=write_offs.index))
+        - month_number(write_offs["snapshot_date"]), 24)
+    probability = write_offs["guarantee_type"].map(truth["monthly_probability"])
+    charged = write_offs["charged"]
+    expected = (charged * months_after * probability * mean_share).sum()
+    variance = (charged**2 * months_after
+                * (probability * second_moment - (probability * mean_share) ** 2)).sum()
+    recovered = rows["recovered"].sum()
+    assert recovered > 0
+    assert abs(recovered - expected) <= SIGMAS * math.sqrt(variance), (recovered, expected)
