@@ -17,7 +17,6 @@
 --     maturity, paid off with no term_months, or still active at the last month-end)
 --   first_mob, last_mob, default_mob, paid_off_mob INTEGER: MOB of the first and last
 --     month-end seen, of the first default month-end and of the first paid_off month-end
---   first_dpd INTEGER: dpd at the first month-end seen (days)
 --   term_months INTEGER, origination_date DATE, vintage_year INTEGER
 --   product, channel, province, grade, guarantee_type VARCHAR, is_first_loan BOOLEAN
 --   principal DOUBLE (yuan), annual_rate DOUBLE (fraction), score DOUBLE,
@@ -49,11 +48,13 @@ per_loan as (
         loan_id,
         min(mob) as first_mob,
         max(mob) as last_mob,
-        arg_min(dpd, mob) as first_dpd,
-        arg_min(status, mob) as first_status,
-        arg_min(days_in_month, mob) as first_days_in_month,
         min(mob) filter (where dpd > $event_dpd or status = 'charged_off') as default_mob,
-        min(mob) filter (where status = 'paid_off') as paid_off_mob
+        min(mob) filter (where status = 'paid_off') as paid_off_mob,
+        -- The first MOB at which the loan was already past the threshold one month-end
+        -- earlier: dpd minus the days of the month, if nothing was paid since, or charged off.
+        min(mob) filter (
+            where dpd - days_in_month > $event_dpd or status = 'charged_off'
+        ) as default_before_mob
     from month_ends
     group by loan_id
 ),
@@ -69,12 +70,8 @@ outcomes as (
                 and paid_off_mob < loans_in_scope.term_months then 2
             else 0
         end as event_type,
-        -- A loan whose first month-end seen (MOB > 0) is already in default: its dpd one
-        -- month earlier was dpd minus the days of that month, if nothing was paid since.
-        default_mob = first_mob
-            and first_mob > 0
-            and (first_status = 'charged_off' or first_dpd - first_days_in_month > $event_dpd)
-            as is_prevalent_default
+        -- In default when first seen at MOB > 0, and already one month-end earlier.
+        coalesce(default_before_mob = first_mob and first_mob > 0, false) as is_prevalent_default
     from per_loan
     inner join loans_in_scope
         on per_loan.loan_id = loans_in_scope.loan_id
@@ -119,7 +116,6 @@ final as (
         entered.last_mob,
         entered.default_mob,
         entered.paid_off_mob,
-        entered.first_dpd,
         loans_in_scope.term_months,
         loans_in_scope.origination_date,
         year(loans_in_scope.origination_date) as vintage_year,

@@ -146,3 +146,14 @@ def test_commands_reject_bad_options(simulated_db, capsys, args, code, message):
     exit_code, stderr = _run_cli(capsys, *args, "--db", str(simulated_db))
     assert exit_code == code
     assert message in stderr
+
+
+@pytest.mark.parametrize("lang, koujing", [("zh", "口径"), ("en", "Definition")])
+def test_page_on_demo_portfolio(monkeypatch, demo_db, lang, koujing):
+    at = _survival_page(monkeypatch, demo_db, lang)
+    assert not at.exception, at.exception
+    captions = " ".join(element.value for element in at.caption)
+    assert koujing in captions
+    # Grades A to E of the demo, one row each in the median and survival table.
+    assert len(at.dataframe[1].value) == 5
+    assert len(at.get("download_button")) == 10

@@ -176,7 +176,7 @@ def test_ph_residuals_match_lifelines_without_truncation():
     )[["entry_mob", "duration_mob", "event", "grade=B", "grade=C", "principal_10k_yuan"]]
     design["event"] = design["event"].astype(int)
     fitter = CoxPHFitter().fit(design.drop(columns="entry_mob"), "duration_mob", "event")
-    ours = schoenfeld_residuals(fitter, design, None)
+    ours = schoenfeld_residuals(fitter, design)
     reference = fitter.compute_residuals(design.drop(columns="entry_mob"), "schoenfeld")
     np.testing.assert_allclose(ours.to_numpy(), reference.loc[ours.index].to_numpy(), atol=1e-8)
     expected = proportional_hazard_test(fitter, design.drop(columns="entry_mob"), time_transform="rank")
@@ -218,11 +218,15 @@ def test_cox_recovers_simulated_hazard_ratios(simulated_data):
 
 
 def test_cox_sample_of_large_book_recovers_ratios(simulated_data):
-    # Threshold lowered so the 6,000-loan book counts as large: sampled fit, weights, robust CI.
+    # Threshold lowered so the 6,000-loan book counts as large: a stratified sample is fitted.
     result = fit_cox(simulated_data, ["grade"], sample_threshold=2_000, sample_size=2_000)
     assert result.sample is not None
     assert result.sample.loans_sampled == pytest.approx(2_000, abs=5)
     assert any(note.code == "cox_sampled" for note in result.notes)
+    # The same fraction of defaults and of other loans: the book's default share is kept.
+    share_sampled = result.sample.defaults_sampled / result.sample.loans_sampled
+    share_total = result.sample.defaults_total / result.sample.loans_total
+    assert share_sampled == pytest.approx(share_total, abs=0.005)
     table = result.table.set_index("level")
     baseline = result.baselines["grade"]
     for grade in sorted(set(TRUE_HAZARD_RATIOS) - {baseline}):
