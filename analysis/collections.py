@@ -184,6 +184,9 @@ def summarise(episode_channels: pd.DataFrame, by: str = "strategy") -> pd.DataFr
     table["ci_lower"], table["ci_upper"] = wilson_interval(table["cured"], table["judged"])
     table["roll_rate"] = table["rolled_forward"] / table["roll_judged"].where(table["roll_judged"] > 0)
     table["roll_ci_lower"], table["roll_ci_upper"] = wilson_interval(table["rolled_forward"], table["roll_judged"])
+    # Sums of float yuan pick up binary noise (515937.42000000004); amounts are to the fen.
+    for column in ("collected_amount", "overdue_amount", "cost"):
+        table[column] = table[column].round(2)
     table["stage"] = pd.Categorical(table["stage"], categories=STAGES, ordered=True)
     table = table.sort_values(["stage", by]).reset_index(drop=True)
     table["stage"] = table["stage"].astype(str)

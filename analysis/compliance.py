@@ -199,7 +199,7 @@ def rate_cap_shares(table: pd.DataFrame, by: str = "product") -> pd.DataFrame:
     share_24_principal, share_36_principal. NaN when a group has nothing to judge.
     """
     judged = table[table["lpr_1y_pct"].notna()]
-    grouped = table.groupby(by).agg(
+    grouped = table.groupby(by, dropna=False).agg(
         loans=("loans", "sum"),
         principal=("principal", "sum"),
         rated_loans=("rated_loans", "sum"),
@@ -208,7 +208,7 @@ def rate_cap_shares(table: pd.DataFrame, by: str = "product") -> pd.DataFrame:
         above_24_principal=("above_24_principal", "sum"),
         above_36_principal=("above_36_principal", "sum"),
     )
-    judged_totals = judged.groupby(by).agg(
+    judged_totals = judged.groupby(by, dropna=False).agg(
         judged_loans=("loans", "sum"),
         judged_principal=("principal", "sum"),
         above_4lpr_loans=("above_4lpr_loans", "sum"),

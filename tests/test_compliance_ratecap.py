@@ -153,3 +153,18 @@ def test_ratecap_command_bad_lpr_file(db_path, tmp_path, capsys):
     bad.write_text("x\n1\n", encoding="utf-8")
     assert main(["ratecap", "--db", str(db_path), "--lpr", str(bad)]) == 1
     assert "must have columns" in capsys.readouterr().err
+
+
+def test_rate_cap_shares_keep_missing_product(con):
+    add_loans(
+        con,
+        [
+            {"loan_id": "n1", "product": None, "origination_date": dt.date(2020, 4, 5), "annual_rate": 0.30},
+            {"loan_id": "n2", "product": "消费贷", "origination_date": dt.date(2020, 4, 5), "annual_rate": 0.10},
+        ],
+    )
+    shares = compliance.rate_cap_shares(compliance.rate_cap_table(con, Filters(), LPR))
+    assert len(shares) == 2
+    assert shares["loans"].sum() == 2
+    missing = shares[shares["product"].isna()].iloc[0]
+    assert missing["share_24_loans"] == 1.0
