@@ -378,6 +378,13 @@ class _Loader:
     def _columns(self, table: str) -> set[str]:
         return {row[0] for row in self.con.execute(f"describe stg_{table}").fetchall()}
 
+    def _set_loaded_totals(self, table: str) -> None:
+        report = self.file_reports[table]
+        if report.rows_rejected:
+            report.amount_totals = self._amount_totals(table, f"acc_{table}")
+        else:
+            report.amount_totals = dict(report.file_amount_totals)
+
     def _write_loans(self, load_id: int) -> None:
         con = self.con
         staged = self._columns("loans")
@@ -404,8 +411,7 @@ class _Loader:
             con.execute(f"insert into loan_attributes select loan_id, $header, {value}, $load_id "
                         f"from acc_loans where {value} is not null",
                         {"header": column.header, "load_id": load_id})
-        report = self.file_reports["loans"]
-        report.amount_totals = self._amount_totals("loans", "acc_loans")
+        self._set_loaded_totals("loans")
 
     def _write_loan_months(self, load_id: int) -> None:
         con = self.con
@@ -419,16 +425,14 @@ class _Loader:
                 expressions.append(validate.month_status_sql(plan))
             else:
                 expressions.append(name if name in staged else "null")
-        months = [row[0] for row in con.execute(
-            "select distinct last_day(snapshot_date) as m from acc_loan_months order by m").fetchall()]
         con.execute("create or replace temp table months_replaced as "
                     "select distinct last_day(snapshot_date) as m from acc_loan_months")
+        months = [row[0] for row in con.execute("select m from months_replaced order by m").fetchall()]
         con.execute("delete from loan_months where snapshot_date in (select m from months_replaced)")
         con.execute(f"insert into loan_months ({', '.join(_MONTH_COLUMNS)}, is_derived, load_id) "
                     f"select {', '.join(expressions)}, false, $load_id from acc_loan_months", {"load_id": load_id})
-        report = self.file_reports["loan_months"]
-        report.months_replaced = [month.strftime("%Y-%m") for month in months]
-        report.amount_totals = self._amount_totals("loan_months", "acc_loan_months")
+        self.file_reports["loan_months"].months_replaced = [month.strftime("%Y-%m") for month in months]
+        self._set_loaded_totals("loan_months")
 
     def _write_installments(self, load_id: int) -> None:
         con = self.con
@@ -437,7 +441,7 @@ class _Loader:
         con.execute("delete from installments where loan_id in (select distinct loan_id from acc_installments)")
         con.execute(f"insert into installments ({', '.join(_INSTALLMENT_COLUMNS)}, load_id) "
                     f"select {', '.join(expressions)}, $load_id from acc_installments", {"load_id": load_id})
-        self.file_reports["installments"].amount_totals = self._amount_totals("installments", "acc_installments")
+        self._set_loaded_totals("installments")
 
     def _write_collection_actions(self, load_id: int) -> None:
         con = self.con
@@ -448,8 +452,7 @@ class _Loader:
         con.execute(f"insert into collection_actions (action_id, {', '.join(_ACTION_COLUMNS)}, load_id) "
                     f"select _line, {', '.join(expressions)}, $load_id from acc_collection_actions",
                     {"load_id": load_id})
-        self.file_reports["collection_actions"].amount_totals = self._amount_totals(
-            "collection_actions", "acc_collection_actions")
+        self._set_loaded_totals("collection_actions")
 
     def _raw_row_sql(self, table: str) -> tuple[str, dict]:
         """Return SQL for the cleaned row as JSON (no personal data) and its bound keys."""

@@ -134,11 +134,18 @@ def check_keys(con, plan: StagePlan) -> None:
         return
     key_exprs = ["last_day(snapshot_date)" if key == "snapshot_date" else key for key in keys]
     required_keys = [key for key in keys if key != "paid_date"]
+    # Group-then-join is cheaper than a window count over millions of rows. Null keys are
+    # compared with "is not distinct from" so that rows without a paid_date still match.
+    complete = " and ".join(f"{key} is not null" for key in required_keys)
+    aliases = [f"k{index}" for index in range(len(key_exprs))]
     _insert(
         con, table,
-        f"select _line, $header, null, 'duplicate_key', $src from ("
-        f"select _line, {' and '.join(f'{key} is not null' for key in required_keys)} as complete, "
-        f"count(*) over (partition by {', '.join(key_exprs)}) as n from stg_{table}) where complete and n > 1",
+        f"with repeated as (select {', '.join(f'{expr} as {alias}' for expr, alias in zip(key_exprs, aliases))} "
+        f"from stg_{table} where {complete} group by all having count(*) > 1) "
+        f"select s._line, $header, null, 'duplicate_key', $src from stg_{table} s join repeated d on "
+        + " and ".join(f"d.{alias} is not distinct from s.{expr}" if expr == key else
+                       f"d.{alias} is not distinct from {expr.replace('snapshot_date', 's.snapshot_date')}"
+                       for expr, alias, key in zip(key_exprs, aliases, keys)),
         {"header": header_label(plan, "loan_id"), "src": _source(plan, "loan_id")},
     )
     if table == "installments" and {"installment_no", "due_date"} <= present.keys():
