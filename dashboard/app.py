@@ -29,6 +29,21 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 MAX_UPDATE_RETRIES = 60
 
 
+def _configure_logging() -> None:
+    """Send the project's log records to stderr once per process (Streamlit configures only
+    its own ``streamlit`` logger)."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("dashboard", "analysis", "queries", "ingest"):
+        package_logger = logging.getLogger(name)
+        if package_logger.handlers:
+            continue
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        package_logger.addHandler(handler)
+        package_logger.setLevel(logging.INFO)
+        package_logger.propagate = False
+
+
 def _page(name: str, icon: str, default: bool = False) -> st.Page:
     return st.Page(
         PAGES_DIR / f"{name}.py",
@@ -68,6 +83,8 @@ navigation = st.navigation(
     }
 )
 # The browser tab shows the page title, then the product name.
+_configure_logging()
+
 st.set_page_config(
     page_title=f"{navigation.title} · LoanLens", page_icon=":material/insights:", layout="wide"
 )

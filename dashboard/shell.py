@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -123,7 +124,9 @@ def _load_demo(path) -> None:
     loans = int(os.environ.get(DEMO_LOANS_ENV, DEMO_LOANS))
     with st.spinner(common.tr("app.demo_loading")), common.exclusive_access():
         logger.info("database %s is empty; generating %d demo loans", path, loans)
+        started = time.perf_counter()
         generate_demo(path, n_loans=loans)
+        logger.info("generated the demo portfolio in %.1f s", time.perf_counter() - started)
         con = db.connect(path)
         try:
             if db.get_meta(con, "dataset") is None:

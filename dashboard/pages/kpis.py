@@ -153,16 +153,15 @@ def _draw_cards(changes: list[kpis.KpiChange], trend: pd.DataFrame, fpd_cohort) 
                 _value_text(change.kind, change.value),
                 delta=_change_text(change.kind, change.mom_change) if has_mom else None,
                 delta_color=VERDICT_COLORS.get(verdict, "gray"),
-                delta_description=(
-                    f"{common.tr('kpis.mom')} {_verdict_word(verdict, change.mom_change)}".strip()
-                    if has_mom else None
-                ),
                 help=common.tr(f"kpis.help.{change.column}"),
                 chart_data=_trend_values(trend, change.column) or None,
                 chart_type="line",
                 border=True,
             )
-            st.markdown(_comparison_line("kpis.yoy", change, "yoy"))
+            st.markdown(
+                _comparison_line("kpis.mom", change, "mom") + "  \n"
+                + _comparison_line("kpis.yoy", change, "yoy")
+            )
             if change.column == "fpd30_count_rate" and fpd_cohort is not None and not pd.isna(fpd_cohort):
                 st.caption(common.tr("kpis.fpd30_cohort", month=common.format_month(fpd_cohort)))
 
@@ -195,7 +194,13 @@ def _draw_trend(trend: pd.DataFrame) -> None:
     st.plotly_chart(figure, key="kpis_trend_chart")
     st.caption(common.tr("kpis.trend_note"))
     table = _localised_trend(trend)
-    st.dataframe(table, hide_index=True)
+    percent = st.column_config.NumberColumn(format="percent")
+    rate_columns = [metric.column for metric in kpis.METRICS if metric.kind == "rate"] + ["m1plus_count_rate"]
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={common.tr(f"kpis.metric.{column}"): percent for column in rate_columns},
+    )
     common.download_buttons(table, "kpis_trend_13m", key="kpis_trend")
 
 
