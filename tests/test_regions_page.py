@@ -140,7 +140,9 @@ def test_page_demo_portfolio(demo_db, monkeypatch, lang):
 
 @pytest.mark.browser
 def test_page_in_chromium(mixed_path):
-    from tests.browser import chromium, error_messages, open_page, running_dashboard
+    from tests.browser import (
+        chromium, error_messages, open_page, running_dashboard, wait_for_script,
+    )
 
     with running_dashboard(mixed_path, extra_env={"LOANLENS_AUTO_DEMO": "0"}) as base_url, \
             chromium() as browser:
@@ -158,3 +160,15 @@ def test_page_in_chromium(mixed_path):
         assert "广东" in tile_text
         assert "新疆" in tile_text
         assert page.get_by_role("button", name="下载 CSV").count() >= 5
+
+        # NOTE: Streamlit 1.67 shows a "Page not found" dialog when a page URL is opened
+        # directly, although the page then renders; Escape closes it so the switch is clickable.
+        page.keyboard.press("Escape")
+        page.get_by_text("English", exact=True).click()
+        page.wait_for_function(
+            "() => document.body.innerText.includes('Regional overdue rates')", timeout=30_000
+        )
+        wait_for_script(page)
+        assert error_messages(page) == []
+        assert "Guangdong" in page.locator(".js-plotly-plot").first.inner_text()
+        assert page.get_by_role("button", name="Download CSV").count() >= 5
