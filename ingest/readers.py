@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = 16 * 1024 * 1024
 SNIFF_BYTES = 256 * 1024
 DELIMITERS = ",\t;|"
-_BLANK_LINE = re.compile(rb"\n\r?\n")
+# A newline followed by an empty line; the lookahead lets consecutive blank lines all match.
+_BLANK_LINE = re.compile(rb"\n(?=\r?\n)")
 
 
 class SourceError(ValueError):
@@ -158,7 +159,8 @@ def _scan(path: Path, encoding: str, temp_dir: Path) -> _Scan:
                     has_quote = has_quote or b'"' in data
                     buffer = tail + data
                     for match in _BLANK_LINE.finditer(buffer):
-                        if match.end() > len(tail):
+                        end = match.start() + (3 if buffer[match.start() + 1:match.start() + 2] == b"\r" else 2)
+                        if end > len(tail):
                             line = newlines_before - tail.count(b"\n") + buffer.count(b"\n", 0, match.start()) + 2
                             blank_lines.append(line)
                     newlines_before += data.count(b"\n")

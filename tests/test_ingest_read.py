@@ -294,3 +294,19 @@ def test_parquet_input(db_path, tmp_path):
         ("P1", dt.date(2017, 2, 3), Decimal("1000.10"), 0.18),
         ("P2", dt.date(2017, 3, 1), Decimal("2000.20"), 0.2),
     ]
+
+
+def test_small_chunks_keep_blank_lines_and_encoding(db_path, tmp_path, monkeypatch):
+    from ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 7)  # chunk borders fall inside lines and characters
+    lines = [",".join(LOANS_HEADER), ",".join(LOANS_ROWS[0]).replace("12,000.50", "12000.50"), "", "",
+             ",".join(LOANS_ROWS[1]), "", ",".join(LOANS_ROWS[2]).replace("8000.25", "坏")]
+    path = tmp_path / "loans.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
+    months = write_csv(tmp_path / "months.csv", MONTHS_HEADER, MONTHS_ROWS)
+    report = load_files(db_path, {"loans": path, "loan_months": months}, as_of=AS_OF)
+    assert report.files[0].encoding == "gb18030"
+    assert report.counts_by_rule == {"invalid_amount": 1}
+    assert report.errors[0].line == 7
+    assert report.errors[0].value == "坏"
