@@ -1,0 +1,1 @@
+"""Performance measurements of LoanLens at portfolio scale (see benchmarks/README.md)."""

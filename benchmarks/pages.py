@@ -1,0 +1,55 @@
+"""First and warm page loads of every dashboard page in headless Chromium.
+
+A page load is timed from navigation until Streamlit reports that the page's script run
+has finished. The first load of each page after the server starts runs its queries with
+empty result caches; warm loads open the same page again in a new browser tab.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from tests.browser import chromium, error_messages, open_page, running_dashboard
+
+PAGES = (
+    "kpis",
+    "vintage",
+    "survival",
+    "regions",
+    "collections",
+    "compliance",
+    "data_import",
+    "data_download",
+)
+
+
+def _timed_load(browser, base_url: str, page_name: str) -> tuple[float, list[str]]:
+    page = browser.new_page()
+    start = time.perf_counter()
+    open_page(page, base_url, page_name, timeout=120)
+    seconds = time.perf_counter() - start
+    errors = error_messages(page)
+    page.close()
+    return seconds, errors
+
+
+def measure_pages(db_path: Path, runs: int) -> dict:
+    """Return {page: {first_s, median_s, seconds, errors}} for every page."""
+    results: dict = {}
+    with running_dashboard(db_path, timeout=120) as base_url, chromium() as browser:
+        for page_name in PAGES:
+            try:
+                first_s, errors = _timed_load(browser, base_url, page_name)
+                warm = [_timed_load(browser, base_url, page_name)[0] for _ in range(runs)]
+            except Exception as error:  # noqa: BLE001 - a failed page is recorded, not fatal
+                results[page_name] = {"error": f"{type(error).__name__}: {error}"[:300]}
+                continue
+            results[page_name] = {
+                "first_s": first_s,
+                "median_s": statistics.median(warm),
+                "seconds": warm,
+                "errors": errors,
+            }
+    return results
