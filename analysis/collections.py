@@ -240,6 +240,12 @@ def time_to_cure(episodes: pd.DataFrame, stage: str) -> pd.DataFrame:
     return pd.concat(curves, ignore_index=True)
 
 
+def stage_cure_rate(episodes: pd.DataFrame, stage: str) -> float | None:
+    """Return the cure rate of all judged entries of ``stage``, or None when none is judged."""
+    judged = episodes.loc[(episodes["stage"] == stage) & episodes["cured"].notna(), "cured"]
+    return float(judged.astype(bool).mean()) if len(judged) else None
+
+
 def weekly_inflow(episodes: pd.DataFrame, stage: str, months: int = 3) -> float:
     """Return episodes entering ``stage`` per week over the last ``months`` month-ends.
 

@@ -91,9 +91,9 @@ def contact_counts(
 def breach_rates(breaches: pd.DataFrame, contacts: pd.DataFrame, by: str) -> pd.DataFrame:
     """Return breaches per 1,000 contacts by ``by`` (agent_id, team, strategy or month).
 
-    Columns: <by>, contacts, breaches (all rules), one count column per rule, and
-    per_1000 (breaches × 1000 ÷ contacts; NaN when a group has no contacts). A missing
-    agent, team or strategy is its own group, labelled "(none)".
+    Columns: <by>, contacts, breaches (all rules), one count column per rule, per_1000
+    (breaches × 1000 ÷ contacts; NaN when a group has no contacts) and <rule>_per_1000
+    for each rule. A missing agent, team or strategy is its own group, labelled "(none)".
     """
     if by not in ("agent_id", "team", "strategy", "month"):
         raise ValueError(f"by must be agent_id, team, strategy or month; got {by!r}")
@@ -111,11 +111,31 @@ def breach_rates(breaches: pd.DataFrame, contacts: pd.DataFrame, by: str) -> pd.
     per_rule = per_rule.reindex(columns=list(RULES), fill_value=0)
     table = pd.concat([contact_totals, per_rule], axis=1).fillna(0)
     table["breaches"] = table[list(RULES)].sum(axis=1)
-    table["per_1000"] = table["breaches"] * 1000 / table["contacts"].where(table["contacts"] > 0)
+    contacts_or_nan = table["contacts"].where(table["contacts"] > 0)
+    table["per_1000"] = table["breaches"] * 1000 / contacts_or_nan
+    for rule in RULES:
+        table[f"{rule}_per_1000"] = table[rule] * 1000 / contacts_or_nan
     table = table.reset_index().rename(columns={"index": by})
     integer_columns = ["contacts", "breaches", *RULES]
     table[integer_columns] = table[integer_columns].astype(int)
-    return table[[by, "contacts", "breaches", *RULES, "per_1000"]].sort_values(by).reset_index(drop=True)
+    columns = [by, "contacts", "breaches", *RULES, "per_1000", *(f"{rule}_per_1000" for rule in RULES)]
+    return table[columns].sort_values(by).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BreachTotals:
+    """Portfolio totals of the conduct check."""
+
+    contacts: int
+    breaches: int
+    per_1000: float | None  # None when there are no contacts
+
+
+def breach_totals(breaches: pd.DataFrame, contacts: pd.DataFrame) -> BreachTotals:
+    """Return total contacts, breaches and breaches per 1,000 contacts."""
+    total_contacts = int(contacts["contact_count"].sum()) if len(contacts) else 0
+    per_1000 = len(breaches) * 1000 / total_contacts if total_contacts else None
+    return BreachTotals(total_contacts, len(breaches), per_1000)
 
 
 def compliance_report(
@@ -227,6 +247,25 @@ def rate_cap_shares(table: pd.DataFrame, by: str = "product") -> pd.DataFrame:
             merged["principal"] > 0
         )
     return merged.reset_index()
+
+
+def rate_cap_exclusions(table: pd.DataFrame) -> tuple[int, int]:
+    """Return (loans originated before the first LPR, loans without an annual rate)."""
+    before_lpr = int(table.loc[table["lpr_1y_pct"].isna(), "loans"].sum())
+    unrated = int((table["loans"] - table["rated_loans"]).sum())
+    return before_lpr, unrated
+
+
+def rate_cap_by_vintage_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the vintages that have an LPR with share_4lpr_principal, per product.
+
+    share_4lpr_principal = principal above 4 × LPR ÷ the vintage's principal; NaN when the
+    vintage has no principal.
+    """
+    judged = table[table["lpr_1y_pct"].notna()].copy()
+    principal = judged["principal"].astype(float)
+    judged["share_4lpr_principal"] = judged["above_4lpr_principal"].astype(float) / principal.where(principal > 0)
+    return judged.reset_index(drop=True)
 
 
 def _add_compliance_arguments(parser: argparse.ArgumentParser) -> None:

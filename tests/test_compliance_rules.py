@@ -155,6 +155,7 @@ def test_breach_rates_per_thousand(con):
     assert by_agent.loc["A1", "per_1000"] == 0
     assert by_agent.loc["A2", "contacts"] == 11
     assert by_agent.loc["A2", "per_1000"] == pytest.approx(1000 / 11)
+    assert by_agent.loc["A2", "contact_hours_per_1000"] == pytest.approx(1000 / 11)
     by_month = compliance.breach_rates(breaches, contacts, "month")
     assert by_month["contacts"].tolist() == [30, 1]
     assert by_month["contact_hours"].tolist() == [0, 1]
@@ -188,3 +189,10 @@ def test_calls_to_contacts_count_toward_cap(con):
     )
     # The 4th connected call of the day went to an emergency contact: it breaks both rules.
     assert _rules_of(con) == [(4, "call_frequency"), (4, "non_borrower_contact")]
+
+
+def test_breach_totals_without_contacts():
+    totals = compliance.breach_totals(pd.DataFrame(columns=["rule"]), pd.DataFrame(columns=["contact_count"]))
+    assert totals.contacts == 0
+    assert totals.breaches == 0
+    assert totals.per_1000 is None

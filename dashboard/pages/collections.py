@@ -220,9 +220,8 @@ def _odds_ratio_display(odds_ratios: pd.DataFrame) -> pd.DataFrame:
 
 
 def _plan_section(episodes: pd.DataFrame, stage: str) -> None:
-    stage_rows = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
-    observed = float(stage_rows["cured"].astype(bool).mean()) if len(stage_rows) else 0.3
-    baseline_default = st.session_state.get(f"collections_baseline_{stage}", observed)
+    observed = coll.stage_cure_rate(episodes, stage)
+    baseline_default = st.session_state.get(f"collections_baseline_{stage}", observed if observed is not None else 0.3)
     baseline_default = min(max(round(baseline_default * 100, 1), 1.0), 99.0)
     left, middle, right = st.columns(3)
     baseline = left.number_input(

@@ -95,7 +95,7 @@ def _rates_by(breaches: pd.DataFrame, contacts: pd.DataFrame, by: str) -> None:
         figure.add_trace(
             go.Bar(
                 name=_rule_label(rule), x=top[by].astype(str),
-                y=top[rule] * 1000 / top["contacts"].where(top["contacts"] > 0),
+                y=top[f"{rule}_per_1000"],
             )
         )
     figure.update_layout(
@@ -154,14 +154,14 @@ def _pricing(con: duckdb.DuckDBPyConnection, version: int, filters: Filters) -> 
     if table.empty:
         st.info(common.tr("compliance.pricing.empty"))
         return
-    before = int(table.loc[table["lpr_1y_pct"].isna(), "loans"].sum())
+    before, unrated = compliance.rate_cap_exclusions(table)
     if before:
         st.info(common.tr("compliance.pricing.before_lpr", loans=fmt.format_count(before), first=first.isoformat()))
-    unrated = int((table["loans"] - table["rated_loans"]).sum())
     if unrated:
         st.info(common.tr("compliance.pricing.no_rate", loans=fmt.format_count(unrated)))
 
     shares = compliance.rate_cap_shares(table, "product")
+    shares["product"] = shares["product"].fillna(fmt.MISSING)
     share_columns = [
         "share_4lpr_loans", "share_4lpr_principal", "share_24_loans", "share_24_principal",
         "share_36_loans", "share_36_principal",
@@ -180,12 +180,9 @@ def _pricing(con: duckdb.DuckDBPyConnection, version: int, filters: Filters) -> 
     st.plotly_chart(figure, width="stretch", key="pricing_by_product")
     common.download_buttons(shares, "pricing_by_product", key="pricing_product")
 
-    by_vintage = table[table["lpr_1y_pct"].notna()].copy()
-    by_vintage["share_4lpr_principal"] = (
-        by_vintage["above_4lpr_principal"].astype(float) / by_vintage["principal"].where(by_vintage["principal"] > 0)
-    )
+    by_vintage = compliance.rate_cap_by_vintage_shares(table)
     trend = go.Figure()
-    for product, rows in by_vintage.groupby("product", sort=True):
+    for product, rows in by_vintage.groupby("product", sort=True, dropna=False):
         trend.add_trace(
             go.Scatter(name=str(product), x=rows["vintage"], y=rows["share_4lpr_principal"] * 100, mode="lines+markers")
         )
@@ -210,13 +207,13 @@ def main() -> None:
     if contacts.empty and breaches.empty:
         st.info(common.tr("compliance.empty"))
     else:
-        total_contacts = int(contacts["contact_count"].sum())
+        totals = compliance.breach_totals(breaches, contacts)
         left, middle, right = st.columns(3)
-        left.metric(common.tr("compliance.metric.contacts"), fmt.format_count(total_contacts))
-        middle.metric(common.tr("compliance.metric.breaches"), fmt.format_count(len(breaches)))
+        left.metric(common.tr("compliance.metric.contacts"), fmt.format_count(totals.contacts))
+        middle.metric(common.tr("compliance.metric.breaches"), fmt.format_count(totals.breaches))
         right.metric(
             common.tr("compliance.metric.per_1000"),
-            f"{len(breaches) * 1000 / total_contacts:.2f}" if total_contacts else fmt.MISSING,
+            fmt.MISSING if totals.per_1000 is None else f"{totals.per_1000:.2f}",
         )
         tabs = st.tabs(
             [
