@@ -375,8 +375,15 @@ def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
 def _read_parquet(con, path: Path, relation: str) -> Source:
     described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
     headers = [row[0] for row in described]
-    select = ", ".join(f'll_clean(cast("{name.replace(chr(34), chr(34) * 2)}" as varchar)) as c{i}'
-                       for i, name in enumerate(headers))
+    # Typed columns (dates, numbers) print without padding or null tokens, so only text
+    # columns and floating-point ones (which may print 'nan') need cleaning.
+    parts = []
+    for index, (name, data_type) in enumerate((row[0], row[1]) for row in described):
+        quoted = '"' + name.replace('"', '""') + '"'
+        needs_clean = data_type in ("VARCHAR", "DOUBLE", "FLOAT")
+        parts.append(f"ll_clean(cast({quoted} as varchar)) as c{index}" if needs_clean
+                     else f"cast({quoted} as varchar) as c{index}")
+    select = ", ".join(parts)
     con.execute(
         f"create or replace temp table {relation} as select file_row_number + 2 as _line, {select}, "
         f"null::varchar as c_extra from read_parquet($path, file_row_number = true)",
