@@ -365,7 +365,8 @@ class _Loader:
                 self.report.load_ids[table] = load_id
                 report.rows_loaded = 0
                 report.rows_rejected = report.rows_read - report.footer_rows
-            result = "loaded" if report.rows_loaded > 0 or report.rows_read == report.footer_rows else "rejected"
+            nothing_loaded = report.rows_loaded == 0 and report.rows_read > report.footer_rows
+            result = "rejected" if table in self.source_errors or nothing_loaded else "loaded"
             self.con.execute(
                 "insert into load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
                 [load_id, table, report.file_name, report.sha256 or "", self.mode, report.encoding,

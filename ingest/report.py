@@ -104,7 +104,7 @@ class LoadReport:
             lines.append(messages.t(
                 "ingest.summary.file", lang, file=report.file_name, table=report.table,
                 read=report.rows_read, loaded=report.rows_loaded, rejected=report.rows_rejected,
-                footer=report.footer_rows, encoding=report.encoding or report.file_format,
+                footer=report.footer_rows, encoding=report.encoding or report.file_format or "-",
             ))
             for rule, count in sorted(report.counts_by_rule.items()):
                 lines.append(messages.t("ingest.summary.rule", lang, rule=rule, count=count))

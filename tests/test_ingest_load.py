@@ -319,3 +319,14 @@ def test_amount_totals_in_load_log(db_path, tmp_path):
         con.close()
     assert totals == '{"principal": "25000.75"}'
     assert sum(Decimal(row[2].replace(",", "")) for row in LOANS_ROWS) == Decimal("25000.75")
+
+
+def test_unreadable_file_logged_as_rejected(db_path, tmp_path):
+    files = _files(tmp_path)
+    files["collection_actions"] = tmp_path / "actions.csv"
+    files["collection_actions"].write_bytes(b"\xff\xfe\xfa\x00\x81")
+    report = load_files(db_path, files, mode="quarantine", as_of=AS_OF)
+    assert report.counts_by_rule == {"encoding_unknown": 1}
+    assert report.errors[0].file == "actions.csv"
+    assert table_rows(db_path, "load_log", "table_name, result", "load_id") == [
+        ("loans", "loaded"), ("loan_months", "loaded"), ("collection_actions", "rejected")]
