@@ -33,7 +33,11 @@ def test_download_files_read_back(tmp_path):
     env = {"LOANLENS_AUTO_DEMO": "0", "LOANLENS_ADMIN": "1"}
     with running_dashboard(portfolio, extra_env=env) as base_url, chromium() as browser:
         page = browser.new_page(accept_downloads=True)
-        open_page(page, base_url, "data_download")
+        # Start from the app's first page, as a user would, so the app frame runs too.
+        open_page(page, base_url, "")
+        page.get_by_role("link", name="数据下载").click()
+        page.get_by_role("heading", name="数据下载").wait_for(timeout=30_000)
+        wait_for_script(page)
         assert error_messages(page) == []
 
         page.get_by_role("button", name="生成文件").click()

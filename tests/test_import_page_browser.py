@@ -26,9 +26,20 @@ UPLOAD_INPUT = '[data-testid="stFileUploaderDropzoneInput"]'
 NO_DEMO = {"LOANLENS_AUTO_DEMO": "0"}
 
 
+def _open_import_page(page, base_url: str) -> None:
+    """Open the app's start page, then 数据导入 from the navigation, as a user would.
+
+    Opening /data_import first would run the page file without the app frame.
+    """
+    open_page(page, base_url, "")
+    page.get_by_role("link", name="数据导入").click()
+    page.get_by_role("heading", name="数据导入").wait_for(timeout=30_000)
+    wait_for_script(page)
+
+
 def _upload_and_load(page, base_url: str, files: list[Path], expect_text: str) -> None:
     """Open the page, upload ``files``, press 校验并导入 and wait for ``expect_text``."""
-    open_page(page, base_url, "data_import")
+    _open_import_page(page, base_url)
     page.set_input_files(UPLOAD_INPUT, [str(path) for path in files])
     page.get_by_text(f"{files[-1].name} 是哪张表？").wait_for(timeout=30_000)
     wait_for_script(page)
@@ -111,7 +122,7 @@ def test_gbk_csv_with_chinese_headers(tmp_path):
     env = {**NO_DEMO, "LOANLENS_MAPPINGS": str(mappings)}
     with running_dashboard(page_db, extra_env=env) as base_url, chromium() as browser:
         page = browser.new_page()
-        open_page(page, base_url, "data_import")
+        _open_import_page(page, base_url)
         page.set_input_files(UPLOAD_INPUT, [str(loans), str(months)])
         page.get_by_text("月末余额表.csv 是哪张表？").wait_for(timeout=30_000)
         wait_for_script(page)
@@ -150,7 +161,7 @@ def test_quarantine_upload_loads_good_rows(tmp_path):
     page_db = _new_db(tmp_path / "page.duckdb")
     with running_dashboard(page_db, extra_env=NO_DEMO) as base_url, chromium() as browser:
         page = browser.new_page(accept_downloads=True)
-        open_page(page, base_url, "data_import")
+        _open_import_page(page, base_url)
         page.set_input_files(UPLOAD_INPUT, [str(bad_loans), str(paths["loan_months"])])
         page.get_by_text("loan_months.csv 是哪张表？").wait_for(timeout=30_000)
         wait_for_script(page)
