@@ -530,6 +530,12 @@ def default_trend_regions(rates: RegionRates, count: int = 3) -> list[str]:
     return names[:count] + names[-count:]
 
 
+def province_names_en() -> dict[str, str]:
+    """Return official province name -> English name (广东省 -> Guangdong) for all 34 units."""
+    provinces = reference.reference_table("province")
+    return dict(zip(provinces["name"], provinces["name_en"]))
+
+
 def tile_map_frame(rates: RegionRates) -> pd.DataFrame:
     """Return one row per province-level unit with its tile position and rates.
 

@@ -226,13 +226,17 @@ def geojson_map_figure(
     return figure
 
 
-def ranking_figure(table: pd.DataFrame, labels: dict[str, str], with_interval: bool) -> go.Figure:
+def ranking_figure(table: pd.DataFrame, labels: dict[str, str], with_interval: bool,
+                   display_names: dict[str, str] | None = None) -> go.Figure:
     """Draw a horizontal bar per ranked region, highest rate on top, with Wilson error bars.
 
     ``table`` contains the ranked rows (rank not NaN) of RegionRates.table, at most
-    RANKING_MAX_BARS of them.
+    RANKING_MAX_BARS of them. ``display_names`` maps region names to the labels drawn
+    (English province names in the English UI); other regions keep their names.
     """
+    display_names = display_names or {}
     shown = table.sort_values("rank").head(RANKING_MAX_BARS).iloc[::-1]
+    names = [display_names.get(region, str(region)) for region in shown["region"]]
     error = None
     if with_interval:
         error = {
@@ -244,15 +248,15 @@ def ranking_figure(table: pd.DataFrame, labels: dict[str, str], with_interval: b
             "thickness": 1,
         }
     hover = [
-        f"{row.region}<br>{labels['rate']}: {_percent(row.rate)}"
+        f"{name}<br>{labels['rate']}: {_percent(row.rate)}"
         + (f" [{_percent(row.ci_lower)}, {_percent(row.ci_upper)}]" if with_interval else "")
         + f"<br>{labels['loans']}: {row.loans:,}"
-        for row in shown.itertuples()
+        for name, row in zip(names, shown.itertuples())
     ]
     figure = go.Figure(
         go.Bar(
             x=shown["rate"],
-            y=shown["region"].astype(str),
+            y=names,
             orientation="h",
             marker={"color": "#c0392b"},
             error_x=error,
@@ -267,10 +271,13 @@ def ranking_figure(table: pd.DataFrame, labels: dict[str, str], with_interval: b
     return figure
 
 
-def trend_figure(trend: pd.DataFrame, labels: dict[str, str]) -> go.Figure:
-    """Draw the rate by month, one line per region."""
+def trend_figure(trend: pd.DataFrame, labels: dict[str, str],
+                 display_names: dict[str, str] | None = None) -> go.Figure:
+    """Draw the rate by month, one line per region (labels as in ranking_figure)."""
+    display_names = display_names or {}
     figure = go.Figure()
     for region, rows in trend.groupby("region", sort=False):
+        region = display_names.get(region, str(region))
         figure.add_trace(
             go.Scatter(
                 x=pd.to_datetime(rows["month"]),

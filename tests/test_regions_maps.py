@@ -152,3 +152,6 @@ def test_ranking_figure_orders_and_bars():
     # Plotly draws horizontal bars bottom-up, so the highest rate is last.
     assert list(bars.y) == ["浙江省", "广东省", "山东省"]
     assert bars.error_x.array[-1] == pytest.approx(ranked.iloc[0]["ci_upper"] - ranked.iloc[0]["rate"])
+
+    english = region_charts.ranking_figure(ranked, LABELS, True, regions.province_names_en())
+    assert list(english.data[0].y) == ["Zhejiang", "Guangdong", "Shandong"]

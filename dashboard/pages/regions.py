@@ -80,6 +80,11 @@ def _chart_labels(rate_name: str) -> dict[str, str]:
     }
 
 
+def _display_names() -> dict[str, str]:
+    """Return the chart labels of province names: English names in the English UI."""
+    return region_analysis.province_names_en() if common.lang() == "en" else {}
+
+
 def _region_label(value) -> str:
     return common.tr("regions.missing_value") if value is None else str(value)
 
@@ -141,7 +146,8 @@ def _show_ranking(rates: region_analysis.RegionRates, rate_name: str, key: str) 
         st.info(common.tr("regions.ranking_empty"))
         return
     with_interval = rates.by == "count"
-    figure = region_charts.ranking_figure(ranked, _chart_labels(rate_name), with_interval)
+    figure = region_charts.ranking_figure(ranked, _chart_labels(rate_name), with_interval,
+                                          _display_names())
     st.plotly_chart(figure, key=f"{key}_ranking_chart")
     shown = min(len(ranked), region_charts.RANKING_MAX_BARS)
     caption_key = "regions.ranking_caption" if with_interval else "regions.ranking_caption_balance"
@@ -309,7 +315,7 @@ def _trend_section(con, version: int, filters: Filters, options: dict,
         return
     trend = _trend(con, version, filters, options["npl_preset"], options["par30_restructured"],
                    tuple(picked), "province", options["metric"], options["by"], None)
-    st.plotly_chart(region_charts.trend_figure(trend, _chart_labels(rate_name)),
+    st.plotly_chart(region_charts.trend_figure(trend, _chart_labels(rate_name), _display_names()),
                     key="regions_trend_chart")
     common.download_buttons(trend, "regions_trend", key="dl_regions_trend")
 
