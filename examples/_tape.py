@@ -91,13 +91,24 @@ def run_load(paths: dict[str, Path], db: str | None, mode: str) -> int:
     return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
 
 
-def main(description: str, default_source: Path, convert) -> int:
-    """Parse options, convert the source with ``convert(source) -> tables``, write, load."""
+def main(description: str, default_source: Path, convert, *, outside_repo: bool = False) -> int:
+    """Parse options, convert the source with ``convert(source) -> tables``, write, load.
+
+    With ``outside_repo``, an --out folder inside the repository is rejected, for data
+    whose licence forbids redistribution.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser(description, default_source).parse_args()
     if not args.source.exists():
         print(f"error: source {args.source} not found; pass --source", file=sys.stderr)
         return 1
+    if outside_repo and args.out.resolve().is_relative_to(REPO_ROOT):
+        print(
+            f"error: --out {args.out} is inside the repository {REPO_ROOT}; this data may not "
+            "be redistributed, so write it elsewhere, e.g. --out /tmp/hc",
+            file=sys.stderr,
+        )
+        return 2
     tables = convert(args.source)
     paths = write_tables(tables, args.out)
     if not args.load:

@@ -153,5 +153,6 @@ if __name__ == "__main__":
             "(internal tests only; write outside the repository).",
             DEFAULT_SOURCE,
             convert,
+            outside_repo=True,
         )
     )

@@ -115,3 +115,16 @@ def test_home_credit_loads_installments(realdata, tmp_path):
     assert _scalar(db_file, "select count(distinct loan_id) from loan_months where is_derived") == source["SK_ID_PREV"].nunique()
     # The tape is written outside the repository.
     assert not any(REPO_ROOT.rglob("installments_payments*.csv"))
+
+
+def test_home_credit_refuses_output_in_repository(realdata):
+    result = subprocess.run(
+        [sys.executable, "examples/home_credit.py", "--out", str(REPO_ROOT / "out" / "hc")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "inside the repository" in result.stderr
+    assert not (REPO_ROOT / "out" / "hc").exists()
