@@ -52,16 +52,9 @@ def test_page_renders_empty_database(db_path, lang, monkeypatch):
     assert any(expected in info.value for info in app.info)
 
 
-@pytest.fixture
-def demo_portfolio(request) -> Path:
-    """The shared demo database; skipped while the demo generator is not installed."""
-    pytest.importorskip("ingest.demo")
-    return request.getfixturevalue("demo_db")
-
-
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_page_renders_demo_data(demo_portfolio, lang, monkeypatch):
-    app = _page(demo_portfolio, lang, monkeypatch)
+def test_page_renders_demo_data(demo_db, lang, monkeypatch):
+    app = _page(demo_db, lang, monkeypatch)
     assert not app.exception
     assert int(app.metric[0].value.replace(",", "")) > 0
 

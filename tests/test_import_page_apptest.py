@@ -38,13 +38,6 @@ def uci_db(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def demo_portfolio(request) -> Path:
-    """The shared demo database; skipped while the demo generator is not installed."""
-    pytest.importorskip("ingest.demo")
-    return request.getfixturevalue("demo_db")
-
-
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_page_renders_empty_database(db_path, lang, monkeypatch, tmp_path):
     app = _page(db_path, lang, monkeypatch, mappings=tmp_path / "none")
@@ -55,8 +48,8 @@ def test_page_renders_empty_database(db_path, lang, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_page_renders_demo_data(demo_portfolio, lang, monkeypatch, tmp_path):
-    app = _page(demo_portfolio, lang, monkeypatch, mappings=tmp_path / "none")
+def test_page_renders_demo_data(demo_db, lang, monkeypatch, tmp_path):
+    app = _page(demo_db, lang, monkeypatch, mappings=tmp_path / "none")
     assert not app.exception
     assert len(app.dataframe) >= 1  # the load log
 
