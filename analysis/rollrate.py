@@ -319,23 +319,39 @@ class FlowRates:
         return [*zip(labels[:-1], labels[1:]), (labels[-1], "WO")]
 
 
-def flow_rates_from_tables(
-    bucket_balances: pd.DataFrame, transitions: pd.DataFrame, buckets: Buckets
-) -> FlowRates:
-    """Compute monthly flow rates from bucket balances and transitions (both by month).
+def load_flow_links(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    buckets: Buckets,
+    month_from: dt.date,
+    month_to: dt.date,
+) -> pd.DataFrame:
+    """Return the roll-in to the open bucket and the written-off balance by month t
+    (query ``rollrate_flow_links``), amounts as floats."""
+    filters = resolve_as_of(con, filters)
+    frame = queries.run(
+        con, "rollrate_flow_links", _query_params(filters, buckets, month_from, month_to)
+    )
+    frame["month"] = pd.to_datetime(frame["month"]).dt.date
+    for column in ("open_roll_in_balance", "write_off_balance"):
+        frame[column] = frame[column].astype(float)
+    return frame
 
-    Months are the later months t of ``transitions``; each needs the bucket balances of t
-    and of t-1.
-    """
+
+def flow_rates_from_tables(
+    bucket_balances: pd.DataFrame, links: pd.DataFrame, months: list[dt.date], buckets: Buckets
+) -> FlowRates:
+    """Compute flow rates for each month t in ``months`` from bucket balances (needed for
+    t and t-1) and the loan-level links of ``load_flow_links``."""
     balance_at = {
         (row.month, int(row.code)): float(row.balance) for row in bucket_balances.itertuples()
     }
+    link_at = {row.month: row for row in links.itertuples()}
     open_code = buckets.open_code
-    months = sorted(set(transitions["month"]))
     rows = []
     for month in months:
         previous = previous_month_end(month)
-        in_month = transitions[transitions["month"] == month]
+        link = link_at.get(month)
         for code in range(open_code + 1):
             source = buckets.label(code)
             denominator = balance_at.get((previous, code), 0.0)
@@ -344,12 +360,10 @@ def flow_rates_from_tables(
                 numerator = balance_at.get((month, code + 1), 0.0)
             elif code == open_code - 1:
                 target = buckets.label(open_code)
-                moved = in_month[(in_month["from_code"] == code) & (in_month["to_code"] == open_code)]
-                numerator = float(moved["next_balance"].sum())
+                numerator = float(link.open_roll_in_balance) if link is not None else 0.0
             else:
                 target = "WO"
-                written_off = in_month[in_month["to_code"] == buckets.wo_code]
-                numerator = float(written_off["balance"].sum())
+                numerator = float(link.write_off_balance) if link is not None else 0.0
             rate = numerator / denominator if denominator > 0 else np.nan
             rows.append(
                 {
@@ -361,9 +375,7 @@ def flow_rates_from_tables(
                     "denominator": denominator,
                 }
             )
-    table = pd.DataFrame(
-        rows, columns=[*FLOW_COLUMNS, "numerator", "denominator"]
-    )
+    table = pd.DataFrame(rows, columns=[*FLOW_COLUMNS, "numerator", "denominator"])
     if table.empty:
         implied = pd.DataFrame(columns=["month", "implied_loss_rate"])
     else:
@@ -385,15 +397,13 @@ def flow_rates(
     filters = resolve_as_of(con, filters)
     first, last = snapshot_month_range(con, filters)
     if first is None or first >= last:
-        return flow_rates_from_tables(
-            pd.DataFrame(columns=["month", "code", "loan_count", "balance"]),
-            pd.DataFrame(columns=["month", "from_code", "to_code", "loan_count", "balance", "next_balance"]),
-            buckets,
-        )
+        empty = pd.DataFrame(columns=["month", "code", "loan_count", "balance"])
+        return flow_rates_from_tables(empty, pd.DataFrame(columns=["month"]), [], buckets)
     month_from = month_end(first + dt.timedelta(days=1))
     balances = load_bucket_balances(con, filters, buckets, first, last)
-    transitions = load_transitions(con, filters, buckets, month_from, last)
-    return flow_rates_from_tables(balances, transitions, buckets)
+    links = load_flow_links(con, filters, buckets, month_from, last)
+    months = [stamp.date() for stamp in pd.date_range(month_from, last, freq="ME")]
+    return flow_rates_from_tables(balances, links, months, buckets)
 
 
 # Report commands ------------------------------------------------------------------------

@@ -22,29 +22,31 @@ scope as (
     where origination_date <= $as_of
 ),
 
+-- Months are matched by a month number (year * 12 + month), which is much cheaper to
+-- compute on millions of rows than date arithmetic.
 previous as (
     select
         m.loan_id,
-        last_day(m.snapshot_date + interval 1 month) as next_date,
+        year(m.snapshot_date) * 12 + month(m.snapshot_date) + 1 as next_month_number,
         m.dpd,
         m.outstanding_principal
     from loan_months as m
-    semi join scope using (loan_id)
     where m.snapshot_date >= last_day($month_from::date - interval 1 month)
       and m.snapshot_date <= last_day($month_to::date - interval 1 month)
       and m.snapshot_date < $as_of::date
       and m.status not in ('paid_off', 'charged_off')
+      and m.loan_id in (select loan_id from scope)
 ),
 
 current as (
     select
         m.loan_id,
         m.snapshot_date,
+        year(m.snapshot_date) * 12 + month(m.snapshot_date) as month_number,
         m.dpd,
         m.status,
         m.outstanding_principal
     from loan_months as m
-    semi join scope using (loan_id)
     where m.snapshot_date >= $month_from::date
       and m.snapshot_date <= $month_to::date
       and m.snapshot_date <= $as_of::date
@@ -52,7 +54,7 @@ current as (
 
 pairs_by_dpd as (
     select
-        p.next_date as month,
+        p.next_month_number,
         p.dpd as from_dpd,
         c.dpd as to_dpd,
         c.status as to_status,
@@ -62,14 +64,14 @@ pairs_by_dpd as (
     from previous as p
     left join current as c
         on c.loan_id = p.loan_id
-       and c.snapshot_date = p.next_date
-    where p.next_date <= $as_of::date
+       and c.month_number = p.next_month_number
     group by all
 ),
 
 coded as (
     select
-        month,
+        -- month-end of month number k: the day before the first day of month k + 1
+        make_date(next_month_number // 12, next_month_number % 12 + 1, 1) - 1 as month,
         case
             when from_dpd <= 0 then 0
             else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < from_dpd))
@@ -127,11 +129,11 @@ active_by_dpd as (
         count(*) as loan_count,
         sum(m.outstanding_principal) as balance
     from loan_months as m
-    semi join scope using (loan_id)
     where m.snapshot_date >= $month_from::date
       and m.snapshot_date <= $month_to::date
       and m.snapshot_date <= $as_of::date
       and m.status not in ('paid_off', 'charged_off')
+      and m.loan_id in (select loan_id from scope)
     group by all
 ),
 
@@ -178,8 +180,94 @@ final as (
         min(m.snapshot_date) as first_month,
         max(m.snapshot_date) as last_month
     from loan_months as m
-    semi join scope using (loan_id)
     where m.snapshot_date <= $as_of::date
+      and m.loan_id in (select loan_id from scope)
 )
 
 select * from final;
+
+
+-- name: rollrate_flow_links
+-- The two links of the flow-rate chain that need each loan's state at t-1 and t, for every
+-- month t from $month_from to $month_to (month-ends, none after $as_of), among filtered
+-- loans. $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...; the last
+-- bucket (dpd > the last bound) is open-ended. Only rows at t that are in the open bucket
+-- or charged off are paired with their t-1 row, so the join stays small. Columns:
+--   month                  DATE           month-end t
+--   open_roll_in_balance   DECIMAL(38,2)  outstanding principal at t of active loans in the
+--                                         open bucket at t that were active in the bucket
+--                                         before it at t-1, yuan
+--   write_off_balance      DECIMAL(38,2)  outstanding principal at t-1 of loans active at
+--                                         t-1 and charged off at t, yuan
+with
+scope as (
+    select
+        loan_id
+    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where origination_date <= $as_of
+),
+
+arrivals as (
+    select
+        m.loan_id,
+        m.snapshot_date as month,
+        year(m.snapshot_date) * 12 + month(m.snapshot_date) - 1 as previous_month_number,
+        m.status = 'charged_off' as is_write_off,
+        m.outstanding_principal
+    from loan_months as m
+    where m.snapshot_date >= $month_from::date
+      and m.snapshot_date <= $month_to::date
+      and m.snapshot_date <= $as_of::date
+      and (
+            m.status = 'charged_off'
+            or (m.status <> 'paid_off' and m.dpd > list_last($bucket_bounds::integer[]))
+      )
+      and m.loan_id in (select loan_id from scope)
+),
+
+previous as (
+    select
+        m.loan_id,
+        year(m.snapshot_date) * 12 + month(m.snapshot_date) as month_number,
+        m.dpd,
+        m.outstanding_principal
+    from loan_months as m
+    where m.snapshot_date >= last_day($month_from::date - interval 1 month)
+      and m.snapshot_date <= last_day($month_to::date - interval 1 month)
+      and m.status not in ('paid_off', 'charged_off')
+),
+
+pairs as (
+    select
+        a.month,
+        a.is_write_off,
+        a.outstanding_principal as next_balance,
+        p.dpd as previous_dpd,
+        p.outstanding_principal as balance
+    from arrivals as a
+    join previous as p
+        on p.loan_id = a.loan_id
+       and p.month_number = a.previous_month_number
+),
+
+final as (
+    select
+        month,
+        -- The bucket before the open one holds dpd above the second-to-last bound (or
+        -- above 0 with a single bound) up to the last bound.
+        coalesce(
+            sum(next_balance) filter (
+                where not is_write_off
+                  and previous_dpd > coalesce(($bucket_bounds::integer[])[-2], 0)
+                  and previous_dpd <= list_last($bucket_bounds::integer[])
+            ),
+            0
+        )::decimal(38, 2) as open_roll_in_balance,
+        coalesce(sum(balance) filter (where is_write_off), 0)::decimal(38, 2)
+            as write_off_balance
+    from pairs
+    group by month
+)
+
+select * from final
+order by month;

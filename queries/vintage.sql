@@ -188,25 +188,42 @@ targets as (
     where c.reached_mob >= 0
 ),
 
+-- Each loan's snapshot at its target month-end; an equality join, cheap on many rows.
+at_target as (
+    select
+        m.loan_id,
+        m.dpd
+    from loan_months as m
+    join targets as t
+        on t.loan_id = m.loan_id
+       and t.target_date = m.snapshot_date
+),
+
+-- Closed or bad rows up to the target month-end, usually a small share of all rows.
+flags as (
+    select
+        m.loan_id,
+        bool_or(m.dpd > $threshold or m.status = 'charged_off') as is_bad,
+        bool_or(m.status = 'paid_off') as is_paid
+    from loan_months as m
+    join targets as t
+        on t.loan_id = m.loan_id
+    where (m.status in ('paid_off', 'charged_off') or m.dpd > $threshold)
+      and m.snapshot_date <= t.target_date
+    group by m.loan_id
+),
+
 loan_states as (
     select
-        t.loan_id,
-        any_value(t.vintage) as vintage,
-        any_value(t.reached_mob) as reached_mob,
-        any_value(t.principal) as principal,
-        bool_or(m.dpd > $threshold or m.status = 'charged_off') as is_bad,
-        bool_or(m.status = 'paid_off') as is_paid,
-        max(m.dpd) filter (where m.snapshot_date = t.target_date) as target_dpd
+        t.vintage,
+        t.reached_mob,
+        t.principal,
+        coalesce(f.is_bad, false) as is_bad,
+        coalesce(f.is_paid, false) as is_paid,
+        a.dpd as target_dpd
     from targets as t
-    left join loan_months as m
-        on m.loan_id = t.loan_id
-       and m.snapshot_date <= t.target_date
-       and (
-            m.snapshot_date = t.target_date
-            or m.status in ('paid_off', 'charged_off')
-            or m.dpd > $threshold
-       )
-    group by t.loan_id
+    left join flags as f using (loan_id)
+    left join at_target as a using (loan_id)
 ),
 
 coded as (

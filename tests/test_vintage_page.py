@@ -120,20 +120,29 @@ def test_page_sidebar_filter_reaches_matrix(hand_path, monkeypatch):
 
 def test_page_controls_change_results(simulated_path, monkeypatch):
     at = _open(simulated_path, monkeypatch, "en")
-    at.segmented_control(key="vintage_by").set_value("balance").run()
-    at.segmented_control(key="vintage_basis").set_value("current").run()
-    at.segmented_control(key="vintage_cohort").set_value("quarter").run()
-    at.selectbox(key="vintage_threshold").set_value(90).run()
+    # Widget values are set together and applied by one rerun, as a form would.
+    at.segmented_control(key="vintage_by").set_value("balance")
+    at.segmented_control(key="vintage_basis").set_value("current")
+    at.segmented_control(key="vintage_cohort").set_value("quarter")
+    at.selectbox(key="vintage_threshold").set_value(90)
+    at.segmented_control(key="forecast_by").set_value("balance")
+    at.number_input(key="forecast_target").set_value(18)
+    at.segmented_control(key="matrix_mode").set_value("window")
+    at.run()
     assert not _errors(at), _errors(at)
     subheaders = [header.value for header in at.subheader]
     rate = t("vintage.rate_current_balance", "en", threshold=90)
     assert t("vintage.curves_title", "en", rate=rate) in subheaders
-    at.segmented_control(key="matrix_mode").set_value("window").run()
-    at.segmented_control(key="matrix_by").set_value("count").run()
-    at.segmented_control(key="forecast_by").set_value("balance").run()
-    at.number_input(key="forecast_target").set_value(18).run()
+    assert t("vintage.forecast_title", "en", threshold=90, target=18) in subheaders
+    # The window mode adds the first and last month choices.
+    at.segmented_control(key="matrix_by").set_value("count")
+    at.selectbox(key="matrix_from").select_index(0)
+    at.run()
     assert not _errors(at), _errors(at)
     assert len(at.get("plotly_chart")) == CHART_COUNT
+    subheaders = [header.value for header in at.subheader]
+    assert any(header.startswith(t("vintage.matrix_title", "en", period="")[:-1]) and "–" in header
+               for header in subheaders)
 
 
 def test_page_invalid_buckets_warn(simulated_path, monkeypatch):
