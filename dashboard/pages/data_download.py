@@ -1,7 +1,7 @@
 """Page 数据下载: analyst cohort downloads with an audit trail.
 
 The sidebar's shared filters (as-of month, vintage range, product, channel, province,
-grade) apply; this page adds city, bucket at the as-of month, ever-x+, collection strategy
+grade) apply. This page adds city, bucket at the as-of month, ever-x+, collection strategy
 and extra attributes. The file is built only when the user presses "prepare file", and
 each prepared file is recorded in download_audit with its row count and SHA-256.
 """
@@ -103,6 +103,7 @@ def _render_filters(options: dict[str, list]) -> cohort.CohortFilters:
     """Draw the page's own filters and return them combined with the shared ones."""
     shared: Filters = common.filters()
     st.subheader(common.tr("data_download.filters"))
+    st.caption(common.tr("data_download.shared_note"))
     left, middle, right = st.columns(3)
     with left:
         cities = _multiselect("data_download.city", options.get("city", []), "dl_city")
