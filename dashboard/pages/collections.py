@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -124,11 +125,29 @@ def _time_to_cure_section(episodes: pd.DataFrame, stage: str) -> None:
         st.info(common.tr("collections.empty"))
         return
     figure = go.Figure()
-    for strategy, curve in curves.groupby("strategy", sort=True):
+    colors = plotly.colors.qualitative.Plotly
+    for number, (strategy, curve) in enumerate(curves.groupby("strategy", sort=True)):
+        color = colors[number % len(colors)]
+        red, green, blue = plotly.colors.hex_to_rgb(color)
+        label = _arm_label(strategy)
+        figure.add_trace(
+            go.Scatter(
+                x=curve["months"], y=curve["ci_upper"] * 100, mode="lines", line_shape="hv",
+                line={"width": 0, "color": color}, showlegend=False, hoverinfo="skip", legendgroup=label,
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=curve["months"], y=curve["ci_lower"] * 100, mode="lines", line_shape="hv",
+                line={"width": 0, "color": color}, fill="tonexty", showlegend=False,
+                fillcolor=f"rgba({red},{green},{blue},0.15)",
+                hoverinfo="skip", legendgroup=label,
+            )
+        )
         figure.add_trace(
             go.Scatter(
                 x=curve["months"], y=curve["cured_share"] * 100, mode="lines+markers",
-                line_shape="hv", name=_arm_label(strategy),
+                line_shape="hv", name=label, line={"color": color}, legendgroup=label,
             )
         )
     figure.update_layout(
