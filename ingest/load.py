@@ -1,8 +1,8 @@
 """Loading loan tapes: read, stage, validate and write all files in one transaction.
 
-Modes: ``strict`` (any error rejects every file and changes nothing except a load_log row
-per file with result 'rejected') and ``quarantine`` (rows without errors load; rows with
-errors go to the ``rejects`` table and a CSV). In both, rows read = rows loaded + rows
+Modes: in ``strict`` mode any error rejects every file, and the only change is one load_log
+row per file with result 'rejected'. In ``quarantine`` mode rows without errors load, and
+rows with errors go to the ``rejects`` table and a CSV. In both, rows read = rows loaded + rows
 rejected + footer rows (footer rows include rows with no values at all).
 
 Idempotency: loans are upserted by loan_id (their attributes replaced); a loan_months file

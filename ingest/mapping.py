@@ -51,7 +51,7 @@ class TableMapping:
 
 @dataclass
 class ColumnMapping:
-    """A user mapping for all tables; ``all`` holds entries that apply to every table."""
+    """A user mapping for all tables. The ``all`` entry applies to every table."""
 
     tables: dict[str, TableMapping] = field(default_factory=dict)
 

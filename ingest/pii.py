@@ -63,11 +63,11 @@ def load_secret() -> bytes:
             key = bytes.fromhex(text)
         except ValueError as error:
             raise ValueError(
-                f"secret file {path} does not hold a hex key; delete it to create a new one "
+                f"secret file {path} does not contain a hex key; delete it to create a new one "
                 f"(hashes made with the old key will no longer match)"
             ) from error
         if len(key) < 16:
-            raise ValueError(f"secret file {path} holds a key shorter than 16 bytes; delete it to create a new one")
+            raise ValueError(f"secret file {path} contains a key shorter than 16 bytes; delete it to create a new one")
         return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)

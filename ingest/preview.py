@@ -35,7 +35,7 @@ def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=N
     """Read ``path`` and propose a column mapping for ``table``.
 
     The whole file is read (in memory, nothing is stored) so that personal-data detection
-    by value pattern sees every row, as the import will.
+    by value pattern checks every row, as the import does.
     """
     if table not in CONTRACT:
         raise ValueError(f"table must be one of {', '.join(CONTRACT)}; got {table!r}")

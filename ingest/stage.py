@@ -44,7 +44,7 @@ _CODED_KIND = {"status": "status", "channel": "channel", "contact_target": "cont
 
 @dataclass
 class ColumnPlan:
-    """What happens to one source column."""
+    """The import action for one source column."""
 
     index: int
     header: str
@@ -189,8 +189,8 @@ def _coded_lookup(values: list[str], kind: str, user: dict[str, str]) -> dict[st
         hit = table.get(key)
         if hit is None:
             hit = table.get(key.replace(" ", "_"))
-        if kind == "boolean":
-            out[value] = None if hit is None else ("true" if hit else "false")
+        if kind == "boolean" and hit is not None:
+            out[value] = "true" if hit else "false"
         else:
             out[value] = hit
     return out

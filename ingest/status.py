@@ -1,4 +1,4 @@
-"""``python -m ingest status``: what the database holds and the last loads."""
+"""``python -m ingest status``: row counts, months covered and the last loads."""
 
 from __future__ import annotations
 

@@ -161,8 +161,8 @@ def check_keys(con, plan: StagePlan) -> None:
 def build_known_loans(con, loans_plan: StagePlan | None, mode: str) -> None:
     """Create ``known_loans(loan_id, origination_date)``: loans this load keeps plus the database's.
 
-    In quarantine mode only loans rows without errors count; in strict mode every parsed
-    loans row counts, so one bad loans row does not also fail its months as unknown loans.
+    In quarantine mode only loans rows without errors count. In strict mode every parsed
+    loans row counts, so that one bad loans row does not also fail its months as unknown loans.
     """
     parts = []
     if loans_plan is not None and "loan_id" in loans_plan.contract():
