@@ -1,7 +1,7 @@
 """Compliance breaches in the demo collection actions: injection, clean-up and counting.
 
 Normal traffic is built to stay inside the rules: contacts between 08:00:00 and 21:59:59,
-only the borrower contacted, and at most one action per loan per day. Borrowers with
+only the borrower contacted, and one template action per loan per day. Borrowers with
 several delinquent loans can still collect more than three connected calls on one day, so
 ``cap_voice_calls`` downgrades the excess normal calls to unanswered ones. Breaches are then
 added on purpose, each breaking exactly one rule, and ``count_breaches`` applies the rules

@@ -9,8 +9,8 @@ multiplier is exactly the hazard ratio of that transition.
 from __future__ import annotations
 
 # Region list: province (official full name), its GB/T 2260 code, volume weight, hazard
-# multiplier, and 2-3 prefecture-level cities with their codes and the branch that serves
-# each city's offline loans. Codes checked against the cpca adcode table.
+# multiplier, and 2-4 prefecture-level cities with their codes and the branch that serves
+# each city's offline loans. Codes checked against the adcode table of the cpca package 0.5.5.
 PROVINCES: tuple[dict, ...] = (
     {"name": "广东省", "code": "440000", "weight": 0.13, "hazard": 1.00, "cities": (
         ("广州市", "440100", "广州营业部"), ("深圳市", "440300", "深圳营业部"),

@@ -68,7 +68,8 @@ POOL_LEGAL = np.array([AGENT_CODE[f"FW{k:02d}"] for k in range(1, 4)])
 POOL_FIELD = np.array([AGENT_CODE[f"WF{k:02d}"] for k in range(1, 9)])
 
 # Action templates per strategy: one slot per (channel, probability), slots spread over the
-# month so that one loan never has two actions on the same day.
+# month so that one loan gets at most one template action a day. A restructuring adds one
+# more action on the month's last day.
 TEMPLATES = {
     0: ((SMS, 1.0), (SMS, 1.0), (AI_VOICE, 0.7), (SMS, 0.8), (MANUAL_CALL, 0.3)),
     1: ((SMS, 1.0), (AI_VOICE, 1.0), (AI_VOICE, 1.0), (AI_VOICE, 0.8), (MANUAL_CALL, 0.3)),
