@@ -86,21 +86,27 @@ fully_paid as (
     where c.principal_paid_to_date >= s.principal_due - 1
     group by c.loan_id, c.installment_no
 ),
+loan_as_of as (
+    select
+        loan_id,
+        max(as_of_date) as as_of_date
+    from source_rows
+    group by loan_id
+),
 loan_bounds as (
     select
         l.loan_id,
         l.principal,
         date_trunc('month', l.origination_date)::date as first_month_start,
-        coalesce(max(r.as_of_date), $as_of::date) as as_of_date
+        coalesce(a.as_of_date, $as_of::date) as as_of_date
     from loans l
-    join source_rows r on r.loan_id = l.loan_id
+    join loan_as_of a on a.loan_id = l.loan_id
     where not exists (
         select 1
         from loan_months m
         where m.loan_id = l.loan_id
           and not m.is_derived
     )
-    group by l.loan_id, l.principal, l.origination_date
 ),
 loan_range as (
     select
