@@ -9,12 +9,11 @@ Definitions (the product's metric definitions, "Roll rates"):
   shares the count-weighted mean.
 - A loan active at t-1 with no snapshot at t is left out of the matrix (numerator and
   denominator) and counted in ``missing_loans``, because its state at t is unknown.
-- Flow rate C->M1(t) = M1 balance at t / C balance at t-1, and so on along the chain. Two
-  links differ because the last bucket is open-ended: the flow into it counts only the
-  t balance of loans that were in the bucket before it at t-1 (otherwise loans staying in
-  M7+ would be counted as new flow), and the flow to WO is the t-1 balance of loans charged
-  off at t (from any bucket) / last-bucket balance at t-1. The implied loss rate is the
-  product of the chain.
+- Flow rate C->M1(t) = M1 balance at t / C balance at t-1, and so on along the chain. The
+  last bucket is open-ended, so the flow into it counts only the t balance of loans that
+  were in the bucket before it at t-1; loans staying in M7+ are not new flow. The flow to
+  WO is the t-1 balance of loans charged off at t (from any bucket) / last-bucket balance
+  at t-1. The implied loss rate is the product of the chain.
 - Cure rate of bucket i: share of bucket i at t-1 that is C at t.
 """
 
@@ -77,7 +76,7 @@ def resolve_window(
 
     ``month`` names one month t (the matrix is t-1 -> t); ``month_from``/``month_to`` a
     window. With neither, the window is the as-of month alone. Months after the as-of month
-    are cut off. Returns None when the database holds no snapshots for the filters.
+    are cut off. Returns None when the database contains no snapshots for the filters.
 
     Raises
     ------
@@ -150,9 +149,9 @@ def load_bucket_balances(
 class MigrationMatrix:
     """A migration matrix for one month t (t-1 -> t) or a pooled window of months.
 
-    ``count_shares`` and ``balance_shares`` are wide tables, one row per active bucket at
-    t-1 and one column per state at t; a bucket that held no loans at t-1 has an all-NaN
-    row (shown blank). ``table`` is the long form the report command writes.
+    ``count_shares`` and ``balance_shares`` are wide tables with one row per active bucket
+    at t-1 and one column per state at t. A bucket without loans at t-1 has an all-NaN row,
+    which the page shows blank. ``table`` is the long form the report command writes.
     """
 
     buckets: Buckets

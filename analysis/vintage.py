@@ -10,7 +10,7 @@ among filtered loans originated in v,
   cohort principal (by count: the number of such loans / cohort loans).
 
 MOB 0 is the origination month. A cohort reaches MOB k when its last origination month
-plus k is not after the as-of month; cells it has not reached are absent (blank), never
+plus k is not after the as-of month. Cells it has not reached are absent (blank), never
 zero. Cohorts with fewer than ``min_loans`` loans are flagged small and left out of every
 average. A cohort is flagged worse at MOB k when its rate exceeds the mean rate of the
 previous ``reference_cohorts`` (default 6) cohorts that are not small at the same MOB.

@@ -1,8 +1,7 @@
 -- name: rollrate_transitions
 -- Moves of filtered loans between delinquency buckets from month-end t-1 to month-end t,
--- for every month t from $month_from to $month_to (month-end dates, none after $as_of),
--- among loans active at t-1 (snapshot at t-1 whose status is neither paid_off nor
--- charged_off). $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...;
+-- for every month t from $month_from to $month_to (month-end dates, none after $as_of).
+-- Only loans active at t-1 count: their t-1 snapshot is neither paid_off nor charged_off. $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...;
 -- with n bounds, codes are 0 = C, 1..n = M1..Mn, n+1 = the open-ended M(n+1)+,
 -- n+2 = PAID and n+3 = WO (as in analysis/buckets.py).
 -- Rows are aggregated by dpd before bucketing, so the bucket lookup runs on few rows.
@@ -109,7 +108,7 @@ order by month, from_code, to_code nulls last;
 -- Active filtered loans by delinquency bucket at every month-end from $month_from to
 -- $month_to (none after $as_of). Active means the snapshot's status is neither paid_off
 -- nor charged_off. Codes as in rollrate_transitions: 0 = C, 1..n+1 = M1..M(n+1)+ for the
--- n upper bounds in $bucket_bounds. One row per (month, code) that holds loans. Columns:
+-- n upper bounds in $bucket_bounds. One row per (month, code) that contains loans. Columns:
 --   month          DATE           month-end
 --   code           INTEGER        bucket code (0..n+1)
 --   loan_count     BIGINT         active loans in the bucket
@@ -253,7 +252,7 @@ pairs as (
 final as (
     select
         month,
-        -- The bucket before the open one holds dpd above the second-to-last bound (or
+        -- The bucket before the open one contains dpd above the second-to-last bound (or
         -- above 0 with a single bound) up to the last bound.
         coalesce(
             sum(next_balance) filter (

@@ -141,9 +141,10 @@ order by vintage, mob;
 -- State of every filtered loan at its cohort's latest reached MOB k (see vintage_cells),
 -- taken at the loan's own MOB k, for the Markov forecast of ever-bad rates. Cohorts and
 -- MOB as in vintage_cells; "bad" means dpd > $threshold or charged off. $bucket_bounds
--- (INTEGER[]) are the upper dpd bounds of M1, M2, ...; with n bounds the state codes are
--- 0..n+1 the buckets C..M(n+1)+, n+2 PAID, n+4 ever bad by MOB k (n+3 is WO, which counts
--- as ever bad), and null when the loan is neither closed nor has a snapshot at MOB k.
+-- (INTEGER[]) are the upper dpd bounds of M1, M2, ... With n bounds the state codes are
+-- 0..n+1 for the buckets C..M(n+1)+, n+2 for PAID and n+4 for ever bad by MOB k. WO (n+3)
+-- does not occur because charged-off loans count as ever bad. A loan that is not closed
+-- and has no snapshot at MOB k gets null.
 -- One row per (vintage, state_code). Columns:
 --   vintage        DATE           first day of the origination month or quarter
 --   mob            INTEGER        the cohort's latest reached MOB k

@@ -251,7 +251,7 @@ def reference_transitions(
     months: pd.DataFrame, month: dt.date, bounds: list[int], loan_ids=None
 ) -> pd.DataFrame:
     """Transitions t-1 -> t for one month t as (from_code, to_code, loan_count, balance,
-    next_balance); to_code -1 marks a loan with no snapshot at t. snapshot_date holds dates."""
+    next_balance); to_code -1 marks a loan with no snapshot at t. snapshot_date contains dates."""
     if loan_ids is not None:
         months = months[months["loan_id"].isin(set(loan_ids))]
     previous_month = month.replace(day=1) - dt.timedelta(days=1)

@@ -112,7 +112,7 @@ def test_matrix_custom_buckets(hand_con):
 
 def test_matrix_filters_reach_sql(hand_con):
     matrix = migration_matrix(hand_con, Filters(products=("p2",)), month=APR)
-    # Product p2 holds loans C and D only.
+    # Product p2 contains loans C and D only.
     assert _nonzero(matrix.count_shares, "C") == {"C": 1.0}
     assert _nonzero(matrix.count_shares, "M2") == {"WO": 1.0}
     assert matrix.missing_loans == 0

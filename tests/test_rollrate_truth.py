@@ -52,8 +52,8 @@ def test_count_matrix_recovers_truth(simulated):
 
 def test_balance_matrix_recovers_truth(simulated):
     # Principal stays fixed until a loan leaves and does not affect its moves, so balance
-    # shares estimate the same matrix; principals vary 1,000-20,000, which roughly
-    # doubles the variance, hence twice the count tolerance.
+    # shares estimate the same matrix. Principals vary from 1,000 to 20,000, which roughly
+    # doubles the variance, so the tolerance is twice the count tolerance.
     con, as_of = simulated
     matrix = migration_matrix(con, Filters(), month_from=dt.date(2024, 2, 29), month_to=as_of)
     for row_index, source in enumerate(SIM_STATES[:8]):

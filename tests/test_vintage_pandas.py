@@ -153,7 +153,8 @@ def test_simulated_reference_rates_previous_six(simulated):
     table = curves.table
     wide = table.pivot(index="vintage", columns="mob", values="rate").sort_index()
     small = table.drop_duplicates("vintage").set_index("vintage")["is_small"].sort_index()
-    assert small.any() and not small.all()
+    assert small.any()
+    assert not small.all()
     eligible = [vintage for vintage in wide.index if not small[vintage]]
     for vintage in wide.index:
         previous = [v for v in eligible if v < vintage][-6:]

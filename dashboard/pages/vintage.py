@@ -211,12 +211,15 @@ def _heatmap_figure(curves) -> go.Figure:
     heatmap = curves.heatmap()
     values = heatmap.to_numpy(dtype=float)
     cohorts = curves.cohorts().set_index("vintage_label")
-    flags = curves.table.assign(worse_flag=curves.table["is_worse"].astype(float))
-    worse = flags.pivot(index="vintage_label", columns="mob", values="worse_flag")
+
+    # Cell texts: the rate, with ▲ where the cohort is worse than the recent ones.
+    flagged = curves.table.assign(worse_flag=curves.table["is_worse"].astype(float))
+    worse = flagged.pivot(index="vintage_label", columns="mob", values="worse_flag")
     worse = worse.reindex(index=heatmap.index, columns=heatmap.columns).fillna(0.0).to_numpy() > 0
     text = _percent_text(values)
-    text = [[cell + (" ▲" if flag and cell else "") for cell, flag in zip(row, flags)]
-            for row, flags in zip(text, worse)]
+    text = [[cell + (" ▲" if flag and cell else "") for cell, flag in zip(row, row_flags)]
+            for row, row_flags in zip(text, worse)]
+
     figure = go.Figure(
         go.Heatmap(
             z=values, x=[str(mob) for mob in heatmap.columns], y=list(heatmap.index),
@@ -373,8 +376,39 @@ def _flow_section(con, version: int, filters: Filters, buckets: Buckets) -> None
     _caption_method(common.tr("vintage.method_flow"))
 
 
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _forecast_figure(forecast, actual: pd.DataFrame, by: str, threshold: int) -> go.Figure:
+    """Draw each young cohort's actual curve (solid) and its projection (dashed, same color)."""
+    figure = go.Figure()
+    projected_word = common.tr("vintage.projected")
+    for index, (label, group) in enumerate(forecast.table.groupby("vintage_label", sort=True)):
+        color = PALETTE[index % len(PALETTE)]
+        observed = actual[actual["vintage_label"] == label]
+        figure.add_trace(
+            go.Scatter(
+                x=observed["mob"], y=observed["rate"], mode="lines", name=label, legendgroup=label,
+                line={"color": color}, hovertemplate=f"{label}<br>MOB %{{x}}<br>%{{y:.2%}}<extra></extra>",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=group["mob"], y=group["rate"], mode="lines", name=f"{label} {projected_word}",
+                legendgroup=label, showlegend=False, line={"color": color, "dash": "dash"},
+                hovertemplate=f"{label} {projected_word}<br>MOB %{{x}}<br>%{{y:.2%}}<extra></extra>",
+            )
+        )
+
+    figure.update_layout(
+        xaxis_title=common.tr("vintage.mob_axis"), yaxis_tickformat=".1%",
+        yaxis_title=common.tr("vintage.rate_ever_" + by, threshold=threshold), height=480, margin={"t": 20},
+    )
+    return figure
+
+
 def _forecast_section(con, version: int, filters: Filters, buckets: Buckets, months: list[dt.date]) -> None:
-    boundaries = [bound for bound in buckets.upper_bounds]
+    boundaries = list(buckets.upper_bounds)
     columns = st.columns(4)
     threshold = columns[0].selectbox(
         common.tr("vintage.threshold"), boundaries,
@@ -392,38 +426,25 @@ def _forecast_section(con, version: int, filters: Filters, buckets: Buckets, mon
         common.tr("vintage.forecast_window"), min_value=1, max_value=max(1, len(months)),
         value=min(FORECAST_WINDOW_MONTHS, max(1, len(months))), key="forecast_window",
     ))
+
     month_to = months[-1]
     month_from = _shift_month_end(month_to, -(window - 1))
     forecast = _forecast(con, version, filters, buckets, threshold, target_mob, by, "month", month_from, month_to)
     if forecast.is_empty:
         st.info(common.tr("vintage.no_forecast", target=target_mob))
         return
+    # The chart data: each young cohort's actual curve, then its projection.
     curves = _vintage_curves(con, version, filters, threshold, by, "ever", "month", 0)
+    young = forecast.table["vintage_label"].unique()
+    actual = curves.table[curves.table["vintage_label"].isin(young)]
+    actual = actual[["vintage_label", "mob", "rate"]].assign(is_projected=False)
+    projected = forecast.table[forecast.table["is_projected"]][["vintage_label", "mob", "rate", "is_projected"]]
+    chart_data = pd.concat([actual, projected], ignore_index=True).sort_values(["vintage_label", "mob"])
+
     st.subheader(common.tr("vintage.forecast_title", threshold=threshold, target=target_mob))
-    figure = go.Figure()
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-    for index, (label, group) in enumerate(forecast.table.groupby("vintage_label", sort=True)):
-        color = palette[index % len(palette)]
-        actual = curves.table[curves.table["vintage_label"] == label]
-        figure.add_trace(
-            go.Scatter(
-                x=actual["mob"], y=actual["rate"], mode="lines", name=label, legendgroup=label,
-                line={"color": color}, hovertemplate=f"{label}<br>MOB %{{x}}<br>%{{y:.2%}}<extra></extra>",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=group["mob"], y=group["rate"], mode="lines", name=f"{label} {common.tr('vintage.projected')}",
-                legendgroup=label, showlegend=False, line={"color": color, "dash": "dash"},
-                hovertemplate=f"{label} {common.tr('vintage.projected')}<br>MOB %{{x}}<br>%{{y:.2%}}<extra></extra>",
-            )
-        )
-    figure.update_layout(
-        xaxis_title=common.tr("vintage.mob_axis"), yaxis_tickformat=".1%",
-        yaxis_title=common.tr("vintage.rate_ever_" + by, threshold=threshold), height=480, margin={"t": 20},
-    )
-    st.plotly_chart(figure, width="stretch", key="forecast_chart")
-    common.download_buttons(forecast.table, "vintage_forecast", key="dl_forecast")
+    st.plotly_chart(_forecast_figure(forecast, actual, by, threshold), width="stretch", key="forecast_chart")
+    common.download_buttons(chart_data, "vintage_forecast", key="dl_forecast")
+
     with st.expander(common.tr("vintage.forecast_chain")):
         chain = forecast.transition.copy()
         st.dataframe(chain.style.format("{:.2%}"))
