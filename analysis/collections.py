@@ -206,10 +206,10 @@ def _summary_columns(by: str) -> list[str]:
 def time_to_cure(episodes: pd.DataFrame, stage: str) -> pd.DataFrame:
     """Return Kaplan–Meier curves of time to cure per arm in one stage.
 
-    Durations are month-ends from entry to cure (or paid off); episodes still open are
-    censored at the loan's last month-end. NOTE: charged-off episodes are censored at the
-    charge-off month too, so the curves overstate cures that would still come; the
-    cumulative-incidence view would treat charge-off as a competing event.
+    Durations are month-ends from stage entry to cure (or paid off); episodes still open
+    are censored at the loan's last month-end. NOTE: charged-off and restructured episodes
+    are censored at their end month too, so the curves overstate cures that would still
+    come. A cumulative-incidence estimate would treat those ends as competing events.
 
     Columns: strategy, months, cured_share (1 − S(t)), ci_lower, ci_upper, at_risk.
     """
