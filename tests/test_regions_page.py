@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -146,29 +147,38 @@ def test_page_in_chromium(mixed_path):
 
     with running_dashboard(mixed_path, extra_env={"LOANLENS_AUTO_DEMO": "0"}) as base_url, \
             chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        open_page(page, base_url, "regions-map")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        # Start from the home page and follow the sidebar link, as a user does: opening a
+        # page URL as the server's first request can show Streamlit's "Page not found" dialog.
+        open_page(page, base_url, "", timeout=90)
+        page.get_by_role("link", name="区域分布").click()
+        wait_for_script(page, timeout=90)
+        assert page.url.endswith("regions-map")
         assert error_messages(page) == []
         page.wait_for_selector(".js-plotly-plot", timeout=30_000)
-        assert page.locator(".js-plotly-plot").count() >= 3
-        body = page.inner_text("body")
-        assert "区域分布" in body
+        assert page.locator(".js-plotly-plot").count() == 3
+        main = page.inner_text('[data-testid="stMain"]')
+        assert "区域分布" in main
+        assert "口径" in main
         # Tables are drawn on a canvas; the unmatched-values warning is text.
-        assert "2 个地区值" in body
+        assert "2 个地区值" in main
         # The tile map draws its tile labels as SVG text.
         tile_text = page.locator(".js-plotly-plot").first.inner_text()
         assert "广东" in tile_text
         assert "新疆" in tile_text
-        assert page.get_by_role("button", name="下载 CSV").count() >= 5
 
-        # NOTE: Streamlit 1.67 shows a "Page not found" dialog when a page URL is opened
-        # directly, although the page then renders; Escape closes it so the switch is clickable.
-        page.keyboard.press("Escape")
-        page.get_by_text("English", exact=True).click()
+        # The first CSV button downloads the tile map's data: one row per unit.
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name="下载 CSV").first.click()
+        tiles = pd.read_csv(download.value.path(), encoding="utf-8-sig", dtype={"code": str})
+        assert len(tiles) == 34
+        assert tiles.loc[tiles["code"] == "440000", "rate"].notna().all()
+
+        page.get_by_text("English", exact=True).first.click()
         page.wait_for_function(
-            "() => document.body.innerText.includes('Regional overdue rates')", timeout=30_000
+            "() => document.body.innerText.includes('Regional overdue rates')", timeout=60_000
         )
-        wait_for_script(page)
+        wait_for_script(page, timeout=60)
         assert error_messages(page) == []
         assert "Guangdong" in page.locator(".js-plotly-plot").first.inner_text()
         assert page.get_by_role("button", name="Download CSV").count() >= 5
