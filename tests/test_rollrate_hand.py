@@ -16,13 +16,14 @@ import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.buckets import DEFAULT_BUCKETS, parse_buckets
 from analysis.filters import Filters
 from analysis.rollrate import flow_rates, migration_matrix
 from queries import db
-from tests.fixtures_vintage import hand_tape
+from tests.fixtures_vintage import MONTH_COLUMNS, hand_tape, write_tape
 
 FEB, MAR, APR = dt.date(2026, 2, 28), dt.date(2026, 3, 31), dt.date(2026, 4, 30)
 
@@ -168,11 +169,7 @@ def test_flow_rates_pooled_and_implied_loss(hand_con):
 
 
 def test_flow_rates_write_off_link(tmp_path):
-    """Charge-off from the open bucket: M3+ -> WO = written-off t-1 balance / M3+ balance."""
-    import pandas as pd
-
-    from tests.fixtures_vintage import MONTH_COLUMNS, write_tape
-
+    """Charge-off from the open bucket: M4+ -> WO = written-off t-1 balance / M4+ balance."""
     loans = pd.DataFrame(
         {
             "loan_id": ["X", "Y"],
