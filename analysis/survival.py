@@ -329,10 +329,10 @@ def _empty_at() -> pd.DataFrame:
 def logrank_test(counts: pd.DataFrame) -> TestResult:
     """Log-rank test that the default hazard is the same in every segment.
 
-    Computed on the aggregated risk sets (so left truncation and counts are respected):
-    at each MOB t with d(t) defaults among n(t) loans at risk, segment j expects
-    d(t)·n_j(t)/n(t); the statistic is (O − E)ᵀ V⁻¹ (O − E) over k − 1 segments with the
-    hypergeometric variance V, chi-square with k − 1 degrees of freedom.
+    Computed on the aggregated risk sets, so left truncation and counts are respected. At
+    each MOB t with d(t) defaults among n(t) loans at risk, segment j expects
+    d(t)·n_j(t)/n(t) defaults. The statistic is (O − E)ᵀ V⁻¹ (O − E) over k − 1 segments,
+    with the hypergeometric variance V, and is chi-square with k − 1 degrees of freedom.
     """
     last = int(counts["duration_mob"].max())
     events = event_table(counts, max_mob=last)

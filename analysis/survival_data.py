@@ -1,8 +1,8 @@
 """Survival records of time to default, one row per loan, from the ``survival_loans`` query.
 
 Time scale: months on book (MOB), origin at origination. The event is the first month-end
-with dpd above a threshold (30, 60 or 90) or a charge-off; prepayment (paid off before the
-scheduled maturity, origination + term_months) is a competing event; a payoff at or after
+with dpd above a threshold (30, 60 or 90) or a charge-off. Prepayment (paid off before the
+scheduled maturity, origination + term_months) is a competing event. A payoff at or after
 maturity and a loan still active at its last month-end are censored. A loan first seen at
 MOB m > 0 enters the risk set at m (left truncation, lifelines ``entry``).
 """
@@ -48,7 +48,7 @@ MISSING_LABEL = "(missing)"
 OTHER_LABEL = "(other)"
 ALL_LABEL = "all"
 
-# At most this many loan ids are named in a note; the count says how many there are.
+# At most this many loan ids are named in a note, beside the count of all of them.
 MAX_IDS_NAMED = 10
 
 

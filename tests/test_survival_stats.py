@@ -146,7 +146,7 @@ def test_cox_matches_statsmodels_phreg(truncated):
             design["principal"] / 10_000,
         ]
     )
-    # lifelines fits with Efron's tie correction; PHReg is told to do the same. A loan is
+    # lifelines fits with Efron's tie correction; PHReg is set to the same. A loan is
     # at risk at MOB t when entry_mob < t in lifelines but entry <= t in PHReg, so PHReg gets
     # entry + 0.5 on the integer MOB scale to state the same risk sets.
     reference = PHReg(
