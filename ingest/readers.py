@@ -21,6 +21,7 @@ import io
 import logging
 import re
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,7 @@ class _Scan:
     blank_lines: list[int]  # physical line numbers of empty lines
     sample: str  # first SNIFF_BYTES of decoded text
     sha256: str  # of the original file bytes
+    worker: threading.Thread | None = None  # fills sha256 and blank_lines when set
 
 
 def detect_encoding(path: Path) -> str:
@@ -242,7 +244,76 @@ def read_source(
 
 
 def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
-    scan = _scan_detecting(path, temp_dir)
+    scan = _fast_utf8_scan(path)
+    if scan is not None:
+        try:
+            return _load_csv(con, path, relation, scan)
+        except duckdb.InvalidInputException as error:
+            if "unicode" not in str(error).lower():
+                raise
+            logger.info("%s is not valid UTF-8 after the first %s bytes; reading it as GB18030",
+                        path.name, SNIFF_BYTES)
+    return _load_csv(con, path, relation, _scan_detecting(path, temp_dir))
+
+
+def _fast_utf8_scan(path: Path) -> _Scan | None:
+    """Scan a file whose start is UTF-8 without decoding it in Python, or return None.
+
+    DuckDB's CSV reader rejects invalid UTF-8 itself, so only the sample is decoded here.
+    The SHA-256 digest and the blank lines are computed in a thread while DuckDB reads.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    cut = head if len(head) < SNIFF_BYTES else head[: head.rfind(b"\n") + 1] or head
+    try:
+        sample = cut.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    has_quote = False
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            if b'"' in chunk:
+                has_quote = True
+                break
+    scan = _Scan("utf-8", path, has_quote, [], sample, "")
+    scan.worker = threading.Thread(target=_hash_and_blank_lines, args=(path, scan), daemon=True)
+    scan.worker.start()
+    return scan
+
+
+def _hash_and_blank_lines(path: Path, scan: _Scan) -> None:
+    """Fill ``scan.sha256`` and ``scan.blank_lines`` (physical line numbers of empty lines)."""
+    digest = hashlib.sha256()
+    newlines_before = 0  # newlines in the file before the current chunk
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+            buffer = tail + chunk
+            # bytes.find runs at memchr speed and stops only at blank lines. Searching from
+            # position + 1 finds consecutive blank lines too.
+            positions = set()
+            for pattern in (b"\n\n", b"\n\r\n"):
+                position = buffer.find(pattern)
+                while position != -1:
+                    if position + len(pattern) > len(tail):  # not already found in the last chunk
+                        positions.add(position)
+                    position = buffer.find(pattern, position + 1)
+            buffer_start_newlines = newlines_before - tail.count(b"\n")
+            counted_to, counted = 0, 0
+            for position in sorted(positions):
+                counted += buffer.count(b"\n", counted_to, position)
+                counted_to = position
+                scan.blank_lines.append(buffer_start_newlines + counted + 2)
+            newlines_before += chunk.count(b"\n")
+            tail = buffer[-2:]
+    scan.blank_lines.sort()
+    scan.sha256 = digest.hexdigest()
+
+
+def _load_csv(con, path: Path, relation: str, scan: _Scan) -> Source:
     encoding = scan.encoding
     delimiter = _sniff_delimiter(scan.sample)
     headers, header_lines = _read_header(scan.sample, delimiter)
@@ -267,6 +338,8 @@ def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
         f"null_padding = true, strict_mode = false, parallel = {str(not scan.has_quote).lower()})",
         {"path": str(scan.utf8_path), "delim": delimiter},
     )
+    if scan.worker is not None:
+        scan.worker.join()
     _attach_line_numbers(con, base, relation, scan, header_lines)
     rows = con.execute(f"select count(*) from {base}").fetchone()[0]
     source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows, sha256=scan.sha256)

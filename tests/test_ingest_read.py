@@ -310,3 +310,14 @@ def test_small_chunks_keep_blank_lines_and_encoding(db_path, tmp_path, monkeypat
     assert report.counts_by_rule == {"invalid_amount": 1}
     assert report.errors[0].line == 7
     assert report.errors[0].value == "坏"
+
+
+def test_gbk_after_long_ascii_start(db_path, tmp_path):
+    # The first 256 KiB are ASCII, so only DuckDB's reader sees the GBK bytes further on.
+    rows = [[f"A{i:06d}", "2017-02-03", "1000", "12", "0.18", "p", "x"] for i in range(12_000)]
+    rows.append(["A999999", "2017-02-03", "1000", "12", "0.18", "消费贷", "广东"])
+    months = [[row[0], "2017-03-31", "0", "100", "正常"] for row in rows]
+    report = _load(db_path, tmp_path, rows, encoding="gbk", months_rows=months)
+    assert report.ok, report.summary("en")
+    assert report.files[0].encoding == "gb18030"
+    assert ("A999999", "消费贷") in table_rows(db_path, "loans", "loan_id, product")
