@@ -73,3 +73,22 @@ def test_download_files_read_back(tmp_path):
     assert list(audit["row_count"]) == [5, 5]
     assert audit.loc[0, "file_sha256"] == hashlib.sha256(csv_bytes).hexdigest()
     assert audit.loc[1, "file_sha256"] == hashlib.sha256(xlsx_bytes).hexdigest()
+
+
+def test_language_switch_relabels_choices(tmp_path):
+    portfolio = build_portfolio(tmp_path / "portfolio.duckdb")
+    with running_dashboard(portfolio, extra_env={"LOANLENS_AUTO_DEMO": "0"}) as base_url, chromium() as browser:
+        page = browser.new_page()
+        open_page(page, base_url, "")
+        page.get_by_role("link", name="数据下载").click()
+        page.get_by_role("heading", name="数据下载").wait_for(timeout=30_000)
+        wait_for_script(page)
+        page.get_by_text("English", exact=True).click()
+        page.get_by_role("heading", name="Cohort download").wait_for(timeout=30_000)
+        wait_for_script(page)
+        shown = page.eval_on_selector_all(
+            '[data-testid="stSelectbox"] input',
+            "inputs => inputs.map(input => input.getAttribute('aria-label') + '=' + input.value)",
+        )
+        assert "Ever past due more than (days)=Any" in shown
+        assert "One row per loan" in page.inner_text("body")

@@ -63,7 +63,7 @@ def test_filters_change_live_count(portfolio, monkeypatch):
     app = _page(portfolio, "en", monkeypatch)
     app.multiselect(key="dl_city").set_value(["杭州市"]).run()
     assert app.metric[0].value == "2"
-    app.selectbox(key="dl_ever_dpd").set_value(60).run()
+    app.selectbox(key="dl_ever_dpd_en").set_value(60).run()
     assert app.metric[0].value == "1"
     app.radio(key="dl_grain").set_value("loan-month").run()
     assert app.metric[2].value == "3"  # L0004 has three month-ends

@@ -65,12 +65,12 @@ def test_saved_profiles_listed(db_path, monkeypatch, tmp_path):
     (folder / "monthly_tape.toml").write_text('[loans.columns]\n"借款编号" = "loan_id"\n', encoding="utf-8")
     (folder / "broken.toml").write_text('[loans.columns]\n"借款编号" = "no_such_column"\n', encoding="utf-8")
     app = _page(db_path, "en", monkeypatch, mappings=folder)
-    assert app.selectbox(key="imp_profile").options == [
+    assert app.selectbox(key="imp_profile_en").options == [
         "(none, match headers automatically)", "broken", "monthly_tape"
     ]
-    app.selectbox(key="imp_profile").set_value("monthly_tape").run()
+    app.selectbox(key="imp_profile_en").set_value("monthly_tape").run()
     assert not app.error
-    app.selectbox(key="imp_profile").set_value("broken").run()
+    app.selectbox(key="imp_profile_en").set_value("broken").run()
     assert any("cannot be read" in error.value for error in app.error)
 
 
