@@ -307,20 +307,29 @@ def _raw_label(frame: pd.DataFrame, level: str) -> pd.Series:
     return labels.astype(object).where(labels.notna(), None)
 
 
-def _region_codes(names: pd.Series, level: str, provinces: pd.Series) -> pd.Series:
-    """Return the 6-digit codes of normalised region names at ``level``."""
+def _region_codes(names: pd.Series, level: str, provinces: pd.Series,
+                  cities: pd.Series) -> pd.Series:
+    """Return the 6-digit codes of normalised region names at ``level``.
+
+    City names are unique within a province and county names within a city, so the parent
+    names pick the code.
+    """
     table = reference.reference_table(level)
     if level == "province":
-        lookup = dict(zip(table["name"], table["code"]))
-        return names.map(lookup)
-    province_codes = dict(zip(reference.reference_table("province")["name"],
-                              reference.reference_table("province")["code"]))
-    lookup = {(row.province_code, row.name): row.code for row in table.itertuples()}
-    return pd.Series(
-        [lookup.get((province_codes.get(p), n)) for p, n in zip(provinces, names)],
-        index=names.index,
-        dtype=object,
-    )
+        return names.map(dict(zip(table["name"], table["code"])))
+    if level == "city":
+        parents = reference.reference_table("province")
+        parent_codes = dict(zip(parents["name"], parents["code"]))
+        lookup = {(row.province_code, row.name): row.code for row in table.itertuples()}
+        keys = zip(provinces.map(parent_codes), names)
+    else:
+        parents = reference.reference_table("city")
+        parent_codes = {(row.province_code, row.name): row.code for row in parents.itertuples()}
+        province_codes = provinces.map(reference.province_code)
+        city_codes = [parent_codes.get((p, c)) for p, c in zip(province_codes, cities)]
+        lookup = {(row.city_code, row.name): row.code for row in table.itertuples()}
+        keys = zip(city_codes, names)
+    return pd.Series([lookup.get(key) for key in keys], index=names.index, dtype=object)
 
 
 def region_rates(
@@ -338,7 +347,8 @@ def region_rates(
     """Compute one metric per region at ``month`` (default: the as-of month).
 
     ``province`` (any form normalise_province accepts) keeps only that province's loans,
-    for a drill-down to its cities or counties; ``city`` narrows further.
+    for a drill-down to its cities or counties; ``city`` narrows further. At county level
+    without ``city``, county names carry their city (南京市鼓楼区), since county names repeat.
 
     Raises
     ------
@@ -359,7 +369,7 @@ def region_rates(
     if month is not None:
         frame = frame[frame["month"] == month]
     frame = _scoped(_resolved(frame), province_name, city_name)
-    table = _aggregate(frame, level, metric, confidence)
+    table = _aggregate(frame, level, metric, confidence, qualify_counties=city_name is None)
     table = _rank(table, by, min_size)
 
     unmatched = (
@@ -424,33 +434,43 @@ def _scoped(frame: pd.DataFrame, province: str | None, city: str | None) -> pd.D
 
 
 def _aggregate(
-    frame: pd.DataFrame, level: str, metric: str, confidence: float, by_month: bool = False
+    frame: pd.DataFrame, level: str, metric: str, confidence: float, by_month: bool = False,
+    qualify_counties: bool = False,
 ) -> pd.DataFrame:
-    """Sum the totals per region (and month) and compute both count and balance rates."""
+    """Sum the totals per region (and month) and compute both count and balance rates.
+
+    With ``qualify_counties`` county names are prefixed by their city (南京市鼓楼区).
+    """
     frame = frame.copy()
     frame["region"] = frame[level]
     frame["matched"] = frame["region"].notna()
     raw = _raw_label(frame, level)
     frame["region"] = frame["region"].where(frame["matched"], raw)
-    # Provinces of unmatched regions are not meaningful for the name: group them apart.
+    # Parents of unmatched regions are not meaningful for the name: group them apart.
+    # Counties keep their city, because one county name can exist in several cities.
     frame["province_group"] = frame["province"].where(frame["matched"], None)
+    frame["city_group"] = frame["city"].where(frame["matched"] & (level == "county"), None)
     frame["bad_loans"] = frame[f"{metric}_loans"]
     frame["bad_balance"] = frame[f"{metric}_balance"]
 
-    keys = (["month"] if by_month else []) + ["region", "matched", "province_group"]
+    keys = (["month"] if by_month else []) + ["region", "matched", "province_group", "city_group"]
     grouped = (
         frame.groupby(keys, dropna=False, sort=False)[["loans", "balance", "bad_loans", "bad_balance"]]
         .sum()
         .reset_index()
         .rename(columns={"province_group": "province"})
     )
-    grouped["province"] = grouped["province"].astype(object).where(grouped["province"].notna(), None)
-    grouped["region"] = grouped["region"].astype(object).where(grouped["region"].notna(), None)
+    for column in ("province", "city_group", "region"):
+        grouped[column] = grouped[column].astype(object).where(grouped[column].notna(), None)
     grouped["matched"] = grouped["matched"].astype(bool)
     grouped["level"] = level
-    grouped["region_code"] = _region_codes(grouped["region"], level, grouped["province"]).where(
-        grouped["matched"], None
-    )
+    grouped["region_code"] = _region_codes(
+        grouped["region"], level, grouped["province"], grouped["city_group"]
+    ).where(grouped["matched"], None)
+    if level == "county" and qualify_counties:
+        # 南京市鼓楼区 and 徐州市鼓楼区 are different counties: name them with their city.
+        qualified = grouped["city_group"].fillna("") + grouped["region"].fillna("")
+        grouped["region"] = qualified.where(grouped["matched"], grouped["region"])
     # Sums of float yuan amounts carry binary noise (7501089.869999999): round to the fen.
     grouped["balance"] = grouped["balance"].astype(float).round(2)
     grouped["bad_balance"] = grouped["bad_balance"].astype(float).round(2)
@@ -513,7 +533,8 @@ def region_trend(
     province_name = _resolve_scope_province(province)
     city_name = _resolve_scope_city(city, province_name)
     frame = _scoped(_resolved(data.frame), province_name, city_name)
-    table = _aggregate(frame, level, metric, confidence, by_month=True)
+    table = _aggregate(frame, level, metric, confidence, by_month=True,
+                       qualify_counties=city_name is None)
     table = table[table["region"].isin(regions)].copy()
     table["rate"] = table[f"{by}_rate"]
     table["ci_lower"] = table["count_ci_lower"] if by == "count" else np.nan

@@ -146,3 +146,31 @@ def build_mixed_db(path: Path, seed: int = 11) -> Path:
     finally:
         con.close()
     return path
+
+
+# Region codes of the county tape: 鼓楼区 of 南京市 and of 徐州市 (both 江苏省) and 西湖区 of
+# 杭州市. Loan K3 is the only overdue one (dpd 40).
+COUNTY_CODES = {"K1": "320106", "K2": "320106", "K3": "320302", "K4": "330106"}
+
+
+def build_county_db(path: Path, copies: int = 1) -> Path:
+    """Write a one-month tape (2025-01-31) identified by region_code only.
+
+    ``copies`` repeats every loan (with suffixed ids) to lift regions over a minimum size.
+    """
+    loans, months = [], []
+    for copy in range(copies):
+        for loan_id, code in COUNTY_CODES.items():
+            full_id = f"{loan_id}-{copy}"
+            loans.append({"loan_id": full_id, "origination_date": dt.date(2025, 1, 1),
+                          "principal": 1000.0, "region_code": code, "load_id": 1})
+            months.append({"loan_id": full_id, "snapshot_date": dt.date(2025, 1, 31),
+                           "dpd": 40 if loan_id == "K3" else 0,
+                           "outstanding_principal": 1000.0, "status": "active", "load_id": 1})
+    con = db.connect(path)
+    try:
+        _insert(con, pd.DataFrame(loans), pd.DataFrame(months))
+        _load_log(con, 1, "counties.csv")
+    finally:
+        con.close()
+    return path

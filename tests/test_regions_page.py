@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from messages import t
-from tests.fixtures_regions import build_mixed_db, build_openintro_db
+from tests.fixtures_regions import build_county_db, build_mixed_db, build_openintro_db
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = str(REPO_ROOT / "dashboard" / "app.py")
@@ -91,6 +91,20 @@ def test_page_drill_down_and_geojson(mixed_path, monkeypatch):
     assert t("regions.map_not_approved", "zh") in warnings
     captions = " ".join(caption.value for caption in at.caption)
     assert "china_provinces_ne.geojson" in captions
+
+
+def test_page_drill_down_to_counties(tmp_path, monkeypatch):
+    path = build_county_db(tmp_path / "counties.duckdb", copies=20)
+    at = _open(path, monkeypatch, "zh")
+    at.selectbox(key="regions_drill_province").select("江苏省").run()
+    at.selectbox(key="regions_drill_city").select("南京市").run()
+    assert not at.exception
+    assert any("南京市 各区县" in markdown.value for markdown in at.markdown)
+    counties = at.dataframe[-1].value
+    assert counties.iloc[:, 0].tolist() == ["鼓楼区"]
+    assert counties["在贷笔数"].tolist() == [40]
+    # Province ranking, city ranking, county ranking and trend.
+    assert _plotly_count(at) == 5
 
 
 def test_page_bad_geojson_path_falls_back(mixed_path, monkeypatch, tmp_path):

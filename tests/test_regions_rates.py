@@ -19,7 +19,13 @@ from statsmodels.stats.proportion import proportion_confint
 from analysis import regions
 from analysis.filters import Filters
 from queries import db
-from tests.fixtures_regions import MIXED_AS_OF, OPENINTRO_CSV, build_mixed_db, build_openintro_db
+from tests.fixtures_regions import (
+    MIXED_AS_OF,
+    OPENINTRO_CSV,
+    build_county_db,
+    build_mixed_db,
+    build_openintro_db,
+)
 
 # Hand mapping of the mixed tape's province spellings (see tests/fixtures_regions.py).
 MIXED_NAMES = {
@@ -344,3 +350,25 @@ def test_query_columns_match_its_documentation(mixed_path):
     finally:
         con.close()
     assert frame.columns.tolist() == documented
+
+
+def test_county_names_repeat_across_cities(tmp_path):
+    """鼓楼区 exists in 南京市 and 徐州市 (both 江苏省): two rows, named with their city."""
+    path = build_county_db(tmp_path / "counties.duckdb")
+    con = db.connect(path, read_only=True)
+    try:
+        data = regions.load_region_months(con, Filters(), months=1)
+    finally:
+        con.close()
+
+    nationwide = regions.region_rates(data, level="county", min_size=0).table.set_index("region")
+    assert nationwide.loc["南京市鼓楼区", "loans"] == 2
+    assert nationwide.loc["南京市鼓楼区", "region_code"] == "320106"
+    assert nationwide.loc["徐州市鼓楼区", "loans"] == 1
+    assert nationwide.loc["徐州市鼓楼区", "rate"] == 1.0
+    assert nationwide.loc["杭州市西湖区", "region_code"] == "330106"
+
+    within_city = regions.region_rates(data, level="county", province="江苏", city="南京",
+                                       min_size=0).table
+    assert within_city["region"].tolist() == ["鼓楼区"]
+    assert within_city["region_code"].tolist() == ["320106"]
