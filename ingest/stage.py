@@ -123,7 +123,27 @@ def plan_file(
     for name, column in seen.items():
         if column_spec(table, name).kind == "rate":
             plan.rate_percent[name] = _rate_is_percent(con, source.relation, column.source)
+    _warn_sub_fen_amounts(con, source.relation, plan, seen)
     return plan
+
+
+def _warn_sub_fen_amounts(con, relation: str, plan: StagePlan, seen: dict[str, ColumnPlan]) -> None:
+    """Warn about amounts with more than two decimals, which are rounded to the fen."""
+    # Amounts in 万元 (by header or value) have four exact decimals more, so they are skipped.
+    amounts = [column for name, column in seen.items()
+               if column_spec(plan.table, name).kind == "amount" and column.multiplier == 1]
+    if not amounts:
+        return
+    counts = con.execute(
+        "select " + ", ".join(f"count(*) filter (where regexp_matches({column.source}, '\\.\\d{{3,}}') "
+                              f"and not contains({column.source}, '万'))"
+                              for column in amounts) + f" from {relation}"
+    ).fetchone()
+    for column, count in zip(amounts, counts):
+        if count:
+            plan.warnings.append(
+                f"{column.header}: {count} value(s) have more than two decimals and were rounded to the fen"
+            )
 
 
 def _detect_personal_values(con, relation: str, plan: StagePlan) -> None:

@@ -321,3 +321,13 @@ def test_gbk_after_long_ascii_start(db_path, tmp_path):
     assert report.ok, report.summary("en")
     assert report.files[0].encoding == "gb18030"
     assert ("A999999", "消费贷") in table_rows(db_path, "loans", "loan_id, product")
+
+
+def test_sub_fen_amounts_rounded_with_warning(db_path, tmp_path):
+    rows = [row[:] for row in LOANS_ROWS]
+    rows[1][2] = "5000.125"
+    report = _load(db_path, tmp_path, rows)
+    assert report.ok, report.summary("en")
+    assert ("L0002", Decimal("5000.13")) in table_rows(db_path, "loans", "loan_id, principal")
+    assert report.files[0].warnings == [
+        "放款金额(元): 1 value(s) have more than two decimals and were rounded to the fen"]
