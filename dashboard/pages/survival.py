@@ -32,6 +32,7 @@ from messages import format as fmt, t
 
 AT_RISK_MONTHS = (0, 6, 12, 18, 24, 30, 36)
 DEFAULT_COVARIATES = ("grade", "product", "channel", "principal")
+FOREST_TICKS = (0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0)
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939")
 
 
@@ -177,14 +178,17 @@ def _draw_summary(km: survival.KaplanMeierResult) -> None:
             median = f"{record.median_mob:.0f}"
         else:
             median = common.tr("survival.not_reached")
-        lower = "—" if pd.isna(record.median_ci_lower) else f"{record.median_ci_lower:.0f}"
-        upper = common.tr("survival.not_reached") if pd.isna(record.median_ci_upper) else f"{record.median_ci_upper:.0f}"
+        if pd.isna(record.median_ci_lower):
+            interval = "—"
+        else:
+            upper = common.tr("survival.not_reached") if pd.isna(record.median_ci_upper) else f"{record.median_ci_upper:.0f}"
+            interval = f"{record.median_ci_lower:.0f} – {upper}"
         row = {
             common.tr("survival.col_segment"): _segment_label(record.segment, km.segment),
             common.tr("survival.col_loans"): fmt.format_count(record.loans),
             common.tr("survival.col_defaults"): fmt.format_count(record.defaults),
             common.tr("survival.col_median"): median,
-            common.tr("survival.col_median_ci"): f"{lower} – {upper}",
+            common.tr("survival.col_median_ci"): interval,
         }
         for month in survival.SURVIVAL_AT_MONTHS:
             value = survival_at.loc[(record.segment, month)]
@@ -274,8 +278,12 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
         hovertemplate="%{y}: HR %{x:.3f}<extra></extra>",
     ))
     figure.add_vline(x=1.0, line_dash="dash", line_color="gray")
+    low, high = float(table["ci_lower"].min()), float(table["ci_upper"].max())
+    ticks = [value for value in FOREST_TICKS if low / 1.5 <= value <= high * 1.5] or [1.0]
     figure.update_layout(
         xaxis_type="log",
+        xaxis_tickvals=ticks,
+        xaxis_ticktext=[f"{value:g}" for value in ticks],
         xaxis_title=common.tr("survival.forest_axis_x"),
         yaxis={"autorange": "reversed"},
         height=max(260, 40 * len(table) + 80),
