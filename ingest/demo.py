@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_LOANS = 20_000
 DEFAULT_SEED = 20261204
 TRUTH_FILE_NAME = "demo_truth.json"
-FIRST_AS_OF = dt.date(2022, 8, 31)  # the oldest vintage must have a 1-year LPR (2019-08)
+FIRST_AS_OF = dt.date(2022, 7, 31)  # the oldest vintage must have a 1-year LPR (2019-08)
 DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions")
 
 
@@ -59,7 +59,7 @@ def resolve_as_of(as_of: str | dt.date | None) -> dt.date:
     Raises
     ------
     DemoError
-        If the text is not an ISO date or the month-end is before 2022-08-31.
+        If the text is not an ISO date or the month-end is before 2022-07-31.
     """
     if as_of is None:
         day = default_as_of()
@@ -106,7 +106,7 @@ def generate_demo(db_path: str | os.PathLike | None, n_loans: int = DEFAULT_LOAN
     portfolio = S.build_portfolio(n_loans, grid, rng)
     single_loan = np.bincount(portfolio.borrower_no, minlength=portfolio.borrower_no.max() + 1) == 1
     logger.info("demo: %d loans drawn over %s .. %s", n_loans, grid.month_labels[0],
-                grid.month_labels[-2])
+                grid.month_labels[-1])
 
     con = db.connect(path)
     try:

@@ -114,10 +114,13 @@ LOOSE_VINTAGE_HAZARD = 1.25
 # Repayment methods and the terms each product uses.
 METHODS = ("等额本息", "等额本金", "先息后本", "到期一次还本付息")
 ANNUITY, EQUAL_PRINCIPAL, INTEREST_ONLY, BULLET = range(4)
+# Terms follow Chinese microlending practice: 经营贷 and 农户贷 mostly 12-24 months (some
+# 36), 消费贷 6, 12 or 24 instalments. Longer terms keep loans on book for longer, so a
+# 1,000,000-loan demo has enough month-end rows for benchmarks.
 PRODUCT_TERMS = {
-    "经营贷": ((6, 12, 18, 24), (0.15, 0.45, 0.20, 0.20)),
-    "消费贷": ((3, 6, 9, 12), (0.15, 0.35, 0.20, 0.30)),
-    "农户贷": ((3, 6, 12), (0.15, 0.35, 0.50)),
+    "经营贷": ((12, 18, 24, 36), (0.25, 0.15, 0.40, 0.20)),
+    "消费贷": ((6, 12, 24), (0.15, 0.45, 0.40)),
+    "农户贷": ((12, 24, 36), (0.35, 0.45, 0.20)),
 }
 PRODUCT_METHODS = {
     "经营贷": (0.45, 0.20, 0.35, 0.00),
@@ -154,7 +157,7 @@ EXACT_24_SHARE = 0.005
 EXACT_36_SHARE = 0.002
 
 # Prepayment: monthly probability for a current loan before its last instalment month.
-PREPAY_PROBABILITY = {"经营贷": 0.015, "消费贷": 0.025, "农户贷": 0.010}
+PREPAY_PROBABILITY = {"经营贷": 0.005, "消费贷": 0.008, "农户贷": 0.004}
 
 # Monthly transition probabilities out of each delinquency bucket (rows sum to 1).
 # 'cure' = back to C (dpd 0), 'stay' = same bucket, 'roll' = next bucket (from M7+: WO),

@@ -15,6 +15,7 @@ import numpy as np
 from ingest import demo_params as P
 
 N_VINTAGES = 36
+VOLUME_GROWTH = 2.0  # newest vintage volume / oldest, before the seasonal factors
 CHUNK_LOANS = 100_000  # loans simulated together; fixed so output does not depend on memory
 
 STATUSES = ("active", "restructured", "extended", "paid_off", "charged_off")
@@ -82,7 +83,10 @@ TEMPLATES = {
 
 @dataclass
 class MonthGrid:
-    """Calendar months from the first vintage to the as-of month (index 0 .. 36)."""
+    """Calendar months from the first vintage to the as-of month (index 0 .. 35).
+
+    The newest vintage is the as-of month itself: its loans get their MOB 0 row at the
+    as-of month-end."""
 
     as_of: dt.date
     month_labels: list[str]          # 'YYYY-MM'
@@ -95,8 +99,8 @@ class MonthGrid:
 
     @classmethod
     def ending_at(cls, as_of: dt.date) -> "MonthGrid":
-        first = np.datetime64(as_of.strftime("%Y-%m"), "M") - N_VINTAGES
-        months = first + np.arange(N_VINTAGES + 1)
+        first = np.datetime64(as_of.strftime("%Y-%m"), "M") - (N_VINTAGES - 1)
+        months = first + np.arange(N_VINTAGES)
         starts = months.astype("datetime64[D]")
         ends = (months + 1).astype("datetime64[D]") - 1
         return cls(
@@ -223,8 +227,8 @@ def _choice(rng: np.random.Generator, weights, size: int) -> np.ndarray:
 
 
 def _draw_vintages(n_loans: int, grid: MonthGrid, rng: np.random.Generator) -> np.ndarray:
-    # Volume triples over the 36 months; Chinese New Year (Feb) is slow, December busy.
-    growth = np.exp(np.log(3.0) * np.arange(N_VINTAGES) / (N_VINTAGES - 1))
+    # Volume doubles over the 36 months; Chinese New Year (Feb) is slow, December busy.
+    growth = np.exp(np.log(VOLUME_GROWTH) * np.arange(N_VINTAGES) / (N_VINTAGES - 1))
     season = {"02": 0.70, "01": 0.90, "12": 1.10}
     factor = np.array([season.get(label[5:], 1.0) for label in grid.month_labels[:N_VINTAGES]])
     weights = growth * factor

@@ -26,7 +26,7 @@ def build(pf: S.Portfolio, grid: S.MonthGrid, tally: S.Tally, breaches: dict, ac
         "seed": int(seed),
         "n_loans": int(n_loans),
         "as_of": as_of.isoformat(),
-        "vintages": {"first": grid.month_labels[0], "last": grid.month_labels[-2],
+        "vintages": {"first": grid.month_labels[0], "last": grid.month_labels[-1],
                      "count": S.N_VINTAGES},
         "snapshot_months": {"first": grid.month_labels[0], "last": grid.month_labels[-1]},
         "buckets": {"C": "dpd 0", "M1": "1-30", "M2": "31-60", "M3": "61-90", "M4": "91-120",
@@ -104,8 +104,9 @@ def _hazard_model() -> dict:
         },
         "recoverable_by_cox": ["grade", "channel", "province", "is_first_loan"],
         "not_recoverable_by_cox": {
-            "product": "the product fixes the term and repayment method (消费贷 3-12 months, "
-                       "到期一次还本付息 only in 农户贷). After maturity only delinquent loans "
+            "product": "the product fixes the term and repayment method (消费贷 6-24 months, "
+                       "经营贷 and 农户贷 12-36, 到期一次还本付息 only in 农户贷). After "
+                       "maturity only delinquent loans "
                        "stay in the risk set, so a Cox model of time to dpd > 90 without term "
                        "strata mixes the product multiplier with the term; compare C -> M1 "
                        "rates by product within one term instead",
@@ -384,7 +385,7 @@ def _pricing(pf: S.Portfolio, grid: S.MonthGrid) -> dict:
         "rule": "annual_rate strictly greater than the cap; 4 x LPR uses the 1-year LPR "
                 "announced in the origination month",
         "lpr_1y_pct_by_origination_month": {label: P.lpr_1y_pct(label)
-                                            for label in grid.month_labels[:-1]},
+                                            for label in grid.month_labels},
         "lpr_note": "months after 2026-08 reuse the 2026-08 value (3.00%)",
         "overall": shares(np.ones(pf.n, dtype=bool)),
         "by_product": {product: shares(pf.product == k)

@@ -147,7 +147,7 @@ def test_default_as_of_last_month_end():
     assert demo.default_as_of(dt.date(2026, 12, 31)) == dt.date(2026, 11, 30)
 
 
-@pytest.mark.parametrize("bad", ["2026/11/30", "30-11-2026", "2022-07-31"])
+@pytest.mark.parametrize("bad", ["2026/11/30", "30-11-2026", "2022-06-30"])
 def test_resolve_as_of_rejects(bad):
     with pytest.raises(demo.DemoError):
         demo.resolve_as_of(bad)
@@ -175,11 +175,33 @@ def test_vintages_and_growth(demo_frames, demo_truth):
     loans = demo_frames["loans"]
     months = pd.to_datetime(loans["origination_date"]).dt.to_period("M")
     assert months.nunique() == 36
-    assert str(months.min()) == "2023-11"
-    assert str(months.max()) == "2026-10"
+    assert str(months.min()) == "2023-12"
+    assert str(months.max()) == "2026-11"  # the as-of month is the newest vintage
     counts = months.value_counts().sort_index()
-    assert counts.iloc[-6:].sum() > 2 * counts.iloc[:6].sum()
-    assert demo_truth["vintages"] == {"first": "2023-11", "last": "2026-10", "count": 36}
+    assert counts.iloc[-6:].sum() > 1.6 * counts.iloc[:6].sum()
+    assert demo_truth["vintages"] == {"first": "2023-12", "last": "2026-11", "count": 36}
+
+
+def test_as_of_month_vintage_has_mob0_rows(demo_frames):
+    # Loans originated in the as-of month appear once, at the as-of month-end, as new
+    # current loans with their full principal outstanding (hand-derived from the contract).
+    loans = demo_frames["loans"]
+    months = demo_frames["loan_months"]
+    newest = loans[pd.to_datetime(loans["origination_date"]).dt.to_period("M")
+                   == pd.Period("2026-11", "M")]
+    assert len(newest) > 0.02 * len(loans)
+    rows = months[months["loan_id"].isin(newest["loan_id"])].merge(
+        newest[["loan_id", "principal"]], on="loan_id")
+    assert len(rows) == len(newest)
+    assert (pd.to_datetime(rows["snapshot_date"]) == pd.Timestamp("2026-11-30")).all()
+    assert (rows["status"] == "active").all()
+    assert (rows["dpd"] == 0).all()
+    assert (rows["outstanding_principal"] == rows["principal"]).all()
+
+
+def test_oldest_allowed_as_of():
+    # The oldest vintage of as-of 2022-07-31 is 2019-08, the first month with a 1-year LPR.
+    assert demo.resolve_as_of("2022-07-31") == dt.date(2022, 7, 31)
 
 
 def test_loan_attributes(demo_frames):
@@ -188,7 +210,7 @@ def test_loan_attributes(demo_frames):
     assert loans["loan_id"].str.fullmatch(r"00\d{16}").all()
     assert loans["borrower_id"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert (loans["principal"] > 0).all()
-    assert set(loans["term_months"]) <= {3, 6, 9, 12, 18, 24}
+    assert set(loans["term_months"]) <= {6, 12, 18, 24, 36}
     assert set(loans["product"]) == {"经营贷", "消费贷", "农户贷"}
     assert set(loans["channel"]) == {"线上", "线下", "助贷"}
     assert set(loans["grade"]) == set("ABCDE")
