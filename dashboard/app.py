@@ -49,7 +49,9 @@ def _page(name: str, icon: str, default: bool = False) -> st.Page:
         PAGES_DIR / f"{name}.py",
         title=common.tr(f"page.{name}"),
         icon=icon,
-        url_path=common.PAGE_URL_PATHS[name],
+        # The default page is served at "/" whatever its url_path, but a url_path unlike the
+        # file stem still keeps its page id apart from the v1 id of pages/kpis.py.
+        url_path=common.PAGE_URL_PATHS[name] or "overview",
         default=default,
     )
 

@@ -53,12 +53,16 @@ LOCK_RETRY_SECONDS = 3.0
 # How long write_connection waits for other sessions' script runs to finish reading.
 WRITE_WAIT_SECONDS = 30.0
 
-# URL path of each page (file stem -> path). They differ from the file stems on purpose:
-# Streamlit 1.67 still treats a ``pages/`` folder beside the entry script as a v1 multipage
-# app until st.navigation first runs, and would then serve ``/vintage`` straight from
-# pages/vintage.py, without the sidebar, filters or demo load that app.py adds.
+# URL path of each page (file stem -> path); the default page (kpis) is served at "/".
+# The paths differ from the file stems on purpose. Streamlit 1.67 treats a ``pages/``
+# folder beside the entry script as a v1 multipage app until st.navigation first runs in
+# the process. It would then serve ``/vintage`` straight from pages/vintage.py, without
+# the sidebar, filters or demo load that app.py adds.
+# NOTE: a deep link opened as the very first request after a server start still shows
+# Streamlit's "Page not found" dialog once (then app.py runs and the page renders).
+# Renaming dashboard/pages/ would remove both problems.
 PAGE_URL_PATHS = {
-    "kpis": "overview",
+    "kpis": "",
     "vintage": "vintage-roll-rates",
     "survival": "survival-analysis",
     "regions": "regions-map",
@@ -334,6 +338,31 @@ def method_note(text: str) -> None:
 def format_month(month: dt.date | str | None) -> str:
     """Format a month in the session's language."""
     return fmt.format_month(month, lang())
+
+
+def language_key(key: str) -> str:
+    """Return a widget key that changes with the UI language.
+
+    A selectbox or radio whose ``format_func`` depends on the language keeps showing the
+    old language's option text in the browser after a switch (Streamlit 1.67), so such
+    widgets get one key per language. Restore the choice from your own session state
+    (see :func:`remembered`), because the new widget starts from its default.
+    """
+    return f"{key}_{lang()}"
+
+
+def remembered(name: str, default):
+    """Return a page setting stored with :func:`remember`, or ``default``.
+
+    Widget state is dropped when a page without that widget runs, so page settings that
+    must survive page switches are kept under a plain session-state name as well.
+    """
+    return st.session_state.get(f"setting_{name}", default)
+
+
+def remember(name: str, value) -> None:
+    """Store a page setting for :func:`remembered`."""
+    st.session_state[f"setting_{name}"] = value
 
 
 def month_formatter():

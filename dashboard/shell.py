@@ -183,7 +183,7 @@ def _vintage_range(vintages: list[dt.date], current: Filters) -> tuple[dt.date |
         options=vintages,
         value=(low, high),
         format_func=common.month_formatter(),
-        key="flt_vintage",
+        key=common.language_key("flt_vintage"),
     )
     if (low, high) == (vintages[0], vintages[-1]):
         return None, None
@@ -197,6 +197,8 @@ FILTER_WIDGET_KEYS = ("flt_as_of", "flt_products", "flt_channels", "flt_province
 def _reset_filters() -> None:
     for key in FILTER_WIDGET_KEYS:
         st.session_state.pop(key, None)
+        for language in LANGUAGES:
+            st.session_state.pop(f"{key}_{language}", None)
     common.set_filters(Filters())
 
 
@@ -222,7 +224,7 @@ def render_filters() -> Filters:
         options=months,
         index=months.index(current.as_of) if current.as_of in months else 0,
         format_func=common.month_formatter(),
-        key="flt_as_of",
+        key=common.language_key("flt_as_of"),
     )
     products = _multiselect("filters.product", "flt_products", options.products, current.products)
     channels = _multiselect("filters.channel", "flt_channels", options.channels, current.channels)

@@ -170,8 +170,12 @@ def open_page(page, base_url: str, url_path: str = "", timeout: float = 30.0) ->
 
 
 def error_messages(page) -> list[str]:
-    """Return the text of every exception box and error-kind alert on the page."""
+    """Return the text of every exception box, error-kind alert and page-not-found dialog."""
     messages = [box.inner_text() for box in page.query_selector_all(EXCEPTION_SELECTOR)]
+    # Streamlit opens a "Page not found" dialog for an unknown URL path.
+    for dialog in page.query_selector_all('[role="dialog"]'):
+        if "Page not found" in dialog.inner_text():
+            messages.append(dialog.inner_text())
     for alert in page.query_selector_all(ALERT_SELECTOR):
         # Streamlit 1.67 marks the alert's content element with its kind: stAlertContentError.
         if alert.query_selector('[data-testid="stAlertContentError"]') is not None:

@@ -39,17 +39,23 @@ def test_every_page_opens_without_errors(demo_copy):
             assert page.title() == f"{t('page.' + name, 'zh')} · LoanLens", name
             assert error_messages(page) == [], name
         # The overview shows its ten KPI cards with numbers.
-        open_page(page, base_url, "overview")
+        open_page(page, base_url, "")
         assert page.locator(METRIC_VALUE).count() == 10
         assert "示例数据" in page.inner_text('[data-testid="stMain"]')
 
 
 def test_two_sessions_load_at_once(demo_copy):
     with running_dashboard(demo_copy) as base_url, chromium() as browser:
+        # NOTE: until st.navigation has run once in the server process, Streamlit 1.67 treats
+        # dashboard/pages/ as a v1 multipage folder and answers a deep link with a "Page not
+        # found" dialog (then runs app.py). One request to / first keeps that out of this test.
+        warm_up = browser.new_page()
+        open_page(warm_up, base_url, "", timeout=90)
+        warm_up.close()
         first = browser.new_context().new_page()
         second = browser.new_context().new_page()
         # Both requests are sent before either is awaited, so the two script runs overlap.
-        first.goto(f"{base_url}/overview", wait_until="commit")
+        first.goto(f"{base_url}/", wait_until="commit")
         second.goto(f"{base_url}/vintage-roll-rates", wait_until="commit")
         for page in (first, second):
             wait_for_script(page, timeout=90)
@@ -79,7 +85,7 @@ def test_first_start_loads_demo_quickly(tmp_path):
 def test_page_waits_out_a_load_in_another_process(demo_copy):
     with running_dashboard(demo_copy) as base_url, chromium() as browser:
         page = browser.new_page()
-        open_page(page, base_url, "overview", timeout=90)
+        open_page(page, base_url, "", timeout=90)
 
         # Between page loads the dashboard holds no lock, so a writer can open the file.
         writer = duckdb.connect(str(demo_copy))
@@ -95,3 +101,26 @@ def test_page_waits_out_a_load_in_another_process(demo_copy):
         page.wait_for_selector(f"h1:has-text('{t('page.vintage', 'zh')}')", timeout=60_000)
         wait_for_script(page, timeout=60)
         assert error_messages(page) == []
+
+
+def test_english_switch_leaves_no_chinese(demo_copy):
+    """After clicking English, the overview and its sidebar show no Chinese text.
+
+    AppTest cannot catch this case: a selectbox keeps showing the old language's option text
+    in the browser unless the widget is recreated.
+    """
+    import re
+
+    with running_dashboard(demo_copy) as base_url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_page(page, base_url, "", timeout=90)
+        page.get_by_text("English", exact=True).click()
+        page.wait_for_selector("h1:has-text('Monthly KPIs')", timeout=30_000)
+        wait_for_script(page, timeout=60)
+        text = page.inner_text('[data-testid="stApp"]').replace("中文", "")
+        assert re.findall(r"[\u3400-\u9fff]+", text) == []
+        # Page switches through the sidebar keep the language.
+        page.get_by_role("link", name="Vintage and roll rates").click()
+        page.wait_for_selector("h1", timeout=30_000)
+        wait_for_script(page, timeout=90)
+        assert page.title() == "Vintage and roll rates · LoanLens"

@@ -130,14 +130,22 @@ def _trend_values(trend: pd.DataFrame, column: str) -> list[float]:
 def _draw_settings() -> tuple[str, bool]:
     with st.expander(common.tr("kpis.settings")):
         presets = list(kpis.CLASSIFICATION_PRESETS)
+        stored = common.remembered("kpis_preset", kpis.DEFAULT_PRESET)
         preset = st.radio(
             common.tr("kpis.preset_label"),
             options=presets,
+            index=presets.index(stored) if stored in presets else 0,
             format_func=lambda key, language=common.lang(): t(f"kpis.preset.{key}", language),
-            key="kpis_preset",
+            key=common.language_key("kpis_preset"),
             horizontal=True,
         )
-        restructured = st.toggle(common.tr("kpis.par30_restructured"), key="kpis_par30_restructured")
+        restructured = st.toggle(
+            common.tr("kpis.par30_restructured"),
+            value=common.remembered("kpis_par30_restructured", False),
+            key=common.language_key("kpis_par30_restructured"),
+        )
+    common.remember("kpis_preset", preset)
+    common.remember("kpis_par30_restructured", restructured)
     return preset, restructured
 
 
@@ -178,12 +186,15 @@ def _localised_trend(trend: pd.DataFrame) -> pd.DataFrame:
 def _draw_trend(trend: pd.DataFrame) -> None:
     st.subheader(common.tr("kpis.trend_title"))
     metric_columns = [metric.column for metric in kpis.METRICS]
+    stored = common.remembered("kpis_trend_metric", metric_columns[0])
     chosen = st.selectbox(
         common.tr("kpis.trend_metric"),
         options=metric_columns,
+        index=metric_columns.index(stored) if stored in metric_columns else 0,
         format_func=lambda column, language=common.lang(): t(f"kpis.metric.{column}", language),
-        key="kpis_trend_metric",
+        key=common.language_key("kpis_trend_metric"),
     )
+    common.remember("kpis_trend_metric", chosen)
     metric = kpis.METRICS_BY_COLUMN[chosen]
     labels = [common.format_month(month) for month in trend["month"]]
     values = trend[chosen].astype(float)
