@@ -38,6 +38,7 @@ from analysis.survival_data import (
     SEGMENT_COLUMNS,
     Note,
     SurvivalData,
+    check_attributes,
     load_survival_data,
     segment_values,
 )
@@ -416,6 +417,7 @@ def _run_survival(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filt
     attributes = ()
     if segment and segment.startswith(ATTRIBUTE_PREFIX):
         attributes = (segment[len(ATTRIBUTE_PREFIX):],)
+        check_attributes(con, attributes)
     elif segment and segment not in SEGMENT_COLUMNS:
         raise ValueError(
             f"--segment must be one of {', '.join(SEGMENT_COLUMNS)} or "

@@ -47,6 +47,7 @@ from analysis.survival_data import (
     SEGMENT_COLUMNS,
     Note,
     SurvivalData,
+    check_attributes,
     check_column,
     load_survival_data,
 )
@@ -156,6 +157,10 @@ def build_design(records: pd.DataFrame, covariates: list[str], max_levels: int =
             terms[term] = (name, None)
             continue
 
+        if records[name].isna().all():
+            dropped[name] = "all_missing"
+            notes.append(Note("dropped_all_missing", {"column": name}))
+            continue
         labels = records[name].astype("string").fillna(MISSING_LABEL).astype(str)
         counts = labels.value_counts()
         if len(counts) > max_levels:
@@ -522,6 +527,7 @@ def _run_cox(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: 
             f"{ATTRIBUTE_PREFIX}<extra attribute>; got unknown {unknown or covariates!r}"
         )
     attributes = [name[len(ATTRIBUTE_PREFIX):] for name in covariates if name.startswith(ATTRIBUTE_PREFIX)]
+    check_attributes(con, attributes)
     data = load_survival_data(con, filters, args.event_dpd, attributes)
     result = fit_cox(data, covariates)
     for note in result.notes:

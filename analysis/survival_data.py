@@ -126,6 +126,15 @@ def list_attributes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return queries.run(con, "survival_attribute_names")
 
 
+def check_attributes(con: duckdb.DuckDBPyConnection, names) -> None:
+    """Raise ValueError naming the known extra attributes when one of ``names`` is not one."""
+    known = set(list_attributes(con)["attribute"])
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        choices = ", ".join(sorted(known)) or "none in this database"
+        raise ValueError(f"extra attribute(s) {unknown} not found; known attributes: {choices}")
+
+
 def load_survival_data(
     con: duckdb.DuckDBPyConnection,
     filters: Filters,

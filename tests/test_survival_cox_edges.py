@@ -132,3 +132,12 @@ def test_no_covariates_is_a_note(attribute_data):
     result = fit_cox(attribute_data, [])
     assert not result.fitted
     assert "cox_no_covariates" in _codes(result)
+
+
+def test_empty_text_covariate_dropped(attribute_data):
+    records = attribute_data.records.assign(**{"attr:备注": None})
+    data = type(attribute_data)(records, attribute_data.excluded, 90, None)
+    result = fit_cox(data, ["grade", "attr:备注"])
+    assert result.fitted
+    assert result.dropped["attr:备注"] == "all_missing"
+    assert "dropped_all_missing" in _codes(result)

@@ -159,6 +159,8 @@ def test_cox_command_writes_hazard_ratios(simulated_db, tmp_path, capsys):
         (("survival", "--segment", "salary"), 1, "--segment must be one of"),
         (("cox", "--covariates", "grade,salary"), 1, "unknown ['salary']"),
         (("survival", "--event-dpd", "45"), 2, "invalid choice"),
+        (("survival", "--segment", "attr:收入"), 1, "extra attribute(s) ['收入'] not found; known attributes: 职业"),
+        (("cox", "--covariates", "grade,attr:收入"), 1, "not found; known attributes: 职业"),
     ],
 )
 def test_commands_reject_bad_options(simulated_db, capsys, args, code, message):

@@ -207,3 +207,14 @@ def test_event_dpd_rejects_bad_values(con):
         load_survival_data(con, Filters(), -5)
     with pytest.raises(ValueError, match="whole number"):
         load_survival_data(con, Filters(), "90; drop table loans")
+
+
+def test_shared_filters_reach_query(edge_con):
+    data = load_survival_data(edge_con, Filters(as_of=AS_OF, grades=("B",)), 90)
+    assert set(data.records["loan_id"]) == {"mature6", "left_trunc"}
+    assert set(data.excluded["loan_id"]) == {"zero0", "negative"}
+    # An earlier as-of month cuts the follow-up: default6 is still current in June 2024.
+    earlier = load_survival_data(edge_con, Filters(as_of=dt.date(2024, 6, 30), grades=("A",)), 90)
+    row = earlier.records.set_index("loan_id").loc["default6"]
+    assert row["duration_mob"] == 5
+    assert row["event_type"] == 0
