@@ -1,8 +1,8 @@
 """Simulated portfolios with known hazard ratios, written to real DuckDB files.
 
 Time to default (first month-end with dpd > 90) is exponential in months on book with a
-hazard of ``base_hazard × hazard_ratio[grade]``; time to prepayment is exponential with
-``prepay_hazard``; loans run ``term_months`` and are followed to the as-of month. Loans
+hazard of ``base_hazard × hazard_ratio[grade]``. Time to prepayment is exponential with
+``prepay_hazard``. Loans run ``term_months`` and are followed to the as-of month. Loans
 originated before the tape's first month are seen from that month on (left truncation),
 and only if they had neither defaulted nor paid off by then, as a real tape would show.
 """
