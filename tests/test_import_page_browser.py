@@ -176,3 +176,48 @@ def test_quarantine_upload_loads_good_rows(tmp_path):
 
     assert _table(page_db, "select count(*) as n from loans")["n"][0] == 198
     assert "principal_not_positive" in rejects
+
+
+def test_profile_cannot_keep_personal_data(tmp_path):
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    # A profile that tries to keep the borrower's name and phone number as attributes.
+    (mappings / "unsafe.toml").write_text(
+        '[loans.columns]\n"姓名" = "attribute"\n"手机号" = "attribute"\n', encoding="utf-8"
+    )
+    folder = tmp_path / "tape"
+    folder.mkdir()
+    loans = folder / "借据表.csv"
+    months = folder / "月末余额表.csv"
+    loans.write_text(
+        "借据号,放款日期,放款金额,姓名,手机号,渠道备注\n"
+        "A1,2026-01-05,1000,张三,13800138000,门店\n"
+        "A2,2026-01-06,2000,李四,13900139000,线上\n",
+        encoding="utf-8",
+    )
+    months.write_text("借据号,统计日期,逾期天数,贷款余额\nA1,2026-01-31,0,1000\nA2,2026-01-31,0,2000\n", encoding="utf-8")
+    page_db = _new_db(tmp_path / "page.duckdb")
+    env = {**NO_DEMO, "LOANLENS_MAPPINGS": str(mappings)}
+    with running_dashboard(page_db, extra_env=env) as base_url, chromium() as browser:
+        page = browser.new_page()
+        _open_import_page(page, base_url)
+        page.get_by_label("使用已保存的映射方案").click()
+        page.get_by_role("option", name="unsafe").click()
+        wait_for_script(page)
+        page.set_input_files(UPLOAD_INPUT, [str(loans), str(months)])
+        page.get_by_text("月末余额表.csv 是哪张表？").wait_for(timeout=30_000)
+        wait_for_script(page)
+        assert "含个人信息，只能删除或哈希" in page.inner_text("body")
+        page.get_by_role("button", name="校验并导入").click()
+        page.get_by_text("导入成功").first.wait_for(timeout=120_000)
+
+    attributes = _table(page_db, "select attribute, value from loan_attributes order by attribute, value")
+    # The name is dropped; the phone number survives only as a keyed hash (64 hex digits).
+    assert "姓名" not in set(attributes["attribute"])
+    phones = attributes.loc[attributes["attribute"] == "手机号", "value"]
+    assert len(phones) == 2
+    assert phones.str.fullmatch(r"[0-9a-f]{64}").all()
+    stored = pd.concat([_table(page_db, "select * from loans"), attributes]).astype(str).to_numpy().ravel()
+    stored_text = " ".join(stored)
+    assert "张三" not in stored_text
+    assert "13800138000" not in stored_text

@@ -30,7 +30,7 @@ from queries import db
 logger = logging.getLogger(__name__)
 
 from ingest import api
-from ingest.columns import CONTRACT, TABLES
+from ingest.columns import CONTRACT, TABLES, normalise_header
 from ingest.mapping import SPECIAL_TARGETS, ColumnMapping, MappingError, TableMapping
 
 # Mapping profiles: TOML files, the same format as `python -m ingest load --mapping`.
@@ -93,10 +93,13 @@ def _save_upload(upload, folder: Path) -> Path:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _preview(file_id: str, size: int, table: str, mapping_toml: str, _path: Path):
-    """Preview one upload; cached by upload id, table and mapping (the path changes per run)."""
-    mapping = ColumnMapping.from_toml(mapping_toml) if mapping_toml else None
-    return api.preview_file(_path, table, mapping, n_rows=PREVIEW_ROWS)
+def _preview(file_id: str, size: int, table: str, sheet: str | None, _path: Path):
+    """Preview one upload with automatic matching only; cached by upload id, table and sheet.
+
+    The profile is left out on purpose: its overrides are applied in the mapping editor, and
+    the automatic proposal is what tells which columns hold personal data.
+    """
+    return api.preview_file(_path, table, None, sheet=sheet, n_rows=PREVIEW_ROWS)
 
 
 # --- step 1: mapping profile -----------------------------------------------------------
@@ -149,14 +152,15 @@ def _target_options(table: str) -> list[str]:
 
 def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict[str, str]:
     """Draw the editable header -> target table; return the chosen targets by header."""
-    overrides = profile.tables.get(table, TableMapping()).columns
+    overrides = profile.header_overrides(table)  # normalised header -> target
     rows = []
     for header in preview.headers:
         sample = None
         if header in preview.rows.columns:
             values = preview.rows[header].dropna()
             sample = str(values.iloc[0]) if len(values) else None
-        target = overrides.get(header) or preview.proposed.get(header) or "attribute"
+        override = overrides.get(normalise_header(header)[0])
+        target = override or preview.proposed.get(header) or "attribute"
         rows.append({"header": header, "sample": sample, "target": target})
     frame = pd.DataFrame(rows, columns=["header", "sample", "target"])
 
@@ -176,6 +180,18 @@ def _mapping_editor(upload, table: str, preview, profile: ColumnMapping) -> dict
         width="stretch",
     )
     chosen = {row["header"]: row["target"] for row in edited.to_dict("records") if row["target"]}
+
+    # A column the import detects as personal data may be dropped or hashed, never kept in
+    # clear, so a profile entry or an edit that maps it elsewhere is undone.
+    kept_in_clear = [
+        header
+        for header, target in chosen.items()
+        if str(preview.proposed.get(header, "")).startswith("pii:") and not target.startswith("pii:")
+    ]
+    for header in kept_in_clear:
+        chosen[header] = preview.proposed[header]
+    if kept_in_clear:
+        st.warning(common.tr("data_import.pii_kept", columns=", ".join(kept_in_clear)))
 
     required = [column.name for column in CONTRACT[table] if column.required]
     missing = [column for column in required if column not in chosen.values()]
@@ -221,7 +237,7 @@ def _render_uploads(
             files[table] = path
             names[table] = upload.name
             try:
-                preview = _preview(upload.file_id, upload.size, table, profile.to_toml(), path)
+                preview = _preview(upload.file_id, upload.size, table, profile.sheet(table), path)
             except (ValueError, OSError, duckdb.Error) as error:
                 st.error(common.tr("data_import.preview_failed", name=upload.name, error=error))
                 continue
@@ -238,8 +254,8 @@ def _render_uploads(
             st.caption(common.tr("data_import.headers", headers=separator.join(preview.headers[:HEADERS_SHOWN])))
             st.dataframe(preview.rows, hide_index=True, width="stretch")
             chosen = _mapping_editor(upload, table, preview, profile)
-            part = mapping.tables.setdefault(table, TableMapping())
-            part.columns.update(chosen)
+            # The editor lists every header, so its choices replace the profile's entries.
+            mapping.tables.setdefault(table, TableMapping()).columns = chosen
     return files, names, mapping, duplicates
 
 
