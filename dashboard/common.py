@@ -9,9 +9,9 @@ read-only, never both. ``python -m ingest load`` needs the write lock, so the da
 must not keep the file open while it is idle. The design:
 
 - One :class:`_Database` per database file (``st.cache_resource``) owns a read-only
-  connection, opened on the first :func:`connection` call of a script run and closed,
-  with every cursor made from it, as soon as no script run is using it
-  (:func:`script_run` in ``app.py`` marks runs). Between page loads the file is not open.
+  connection. It is opened on the first :func:`connection` call of a script run. It is
+  closed, with every cursor made from it, as soon as no script run is using it
+  (:func:`script_run` in ``app.py`` marks runs), so between page loads the file is not open.
 - Each script thread gets its own cursor, because duckdb 2.x rejects concurrent use of one
   connection object from several threads.
 - Opening retries for a few seconds while another process holds the write lock, then
@@ -24,13 +24,17 @@ must not keep the file open while it is idle. The design:
 - :func:`write_connection` (data import page) waits until no other script run is reading,
   closes the read-only connection and opens the file read-write, because DuckDB rejects a
   second connection to one file with a different configuration in the same process.
+
+NOTE: a page script run on its own (``AppTest.from_file("dashboard/pages/x.py")``) has no
+:func:`script_run` around it, so its read-only connection stays open until
+:func:`release_connections` is called.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -218,7 +222,7 @@ class _Database:
 
 @st.cache_resource(show_spinner=False)
 def _database(path: str) -> _Database:
-    """One connection manager per database file, shared by all sessions."""
+    """Return the connection manager of one database file, shared by all sessions."""
     return _Database(path)
 
 
