@@ -188,3 +188,22 @@ def test_kpis_page_matches_cli(random_db, tmp_path, monkeypatch):
     assert shown["首逾率FPD30"] == fmt.format_rate(latest["fpd30_count_rate"])
     assert shown["核销金额"] == fmt.format_amount(latest["chargeoff_amount"], "zh")
     assert shown["核销后回收"] == fmt.format_amount(latest["recovery_amount"], "zh")
+
+
+def test_kpis_page_follows_filters(random_db, monkeypatch):
+    """Choosing a product changes the cards to that product's numbers (cache keyed by filters)."""
+    import datetime as dt
+
+    from analysis import kpis
+    from analysis.filters import Filters
+    from messages import format as fmt
+
+    at = _render(random_db, "kpis", "zh", monkeypatch)
+    at.sidebar.multiselect[0].select("车贷").run()
+    at.sidebar.selectbox[0].select(dt.date(2025, 3, 31)).run()
+    con = db.connect(random_db, read_only=True)
+    expected = kpis.monthly_kpis(con, Filters(as_of=dt.date(2025, 3, 31), products=("车贷",)))
+    con.close()
+    shown = {metric.label: metric.value for metric in at.metric}
+    assert shown["在贷余额"] == fmt.format_amount(expected["active_balance"].iloc[-1], "zh")
+    assert shown["PAR30"] == fmt.format_rate(expected["par30_rate"].iloc[-1])
