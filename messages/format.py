@@ -64,7 +64,7 @@ def format_pp(change, lang: str = "zh", digits: int = 2, signed: bool = True) ->
     """Format a change of a rate (a difference of fractions) in percentage points.
 
     0.0123 -> '+1.23个百分点' (zh) or '+1.23 pp' (en); with ``signed=False`` the size
-    only, '1.23个百分点', for sentences that say the direction in words.
+    only, '1.23个百分点', for sentences that state the direction in words.
     """
     if _is_missing(change):
         return MISSING
@@ -78,7 +78,7 @@ def format_pp(change, lang: str = "zh", digits: int = 2, signed: bool = True) ->
 def format_change_ratio(ratio, digits: int = 1, signed: bool = True) -> str:
     """Format a relative change of an amount or count, e.g. 0.052 -> '+5.2%'.
 
-    With ``signed=False`` the size only ('5.2%'), for sentences that say the direction.
+    With ``signed=False`` the size only ('5.2%'), for sentences that state the direction.
     """
     if _is_missing(ratio):
         return MISSING
