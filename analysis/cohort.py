@@ -191,6 +191,44 @@ class Selection:
     loan_month_count: int        # rows of a loan-month download
 
 
+@dataclass(frozen=True)
+class CohortSummary:
+    """Counts of a cohort selection, computed in SQL without fetching its rows."""
+
+    as_of: dt.date | None        # as-of month-end used
+    loan_count: int
+    balance: float               # outstanding principal at the as-of month, yuan
+    loan_month_count: int        # rows of a loan-month download
+
+
+def summarise(
+    con: duckdb.DuckDBPyConnection,
+    filters: CohortFilters,
+    bucket_set: Buckets = DEFAULT_BUCKETS,
+) -> CohortSummary:
+    """Return the loan count, balance and loan-month rows that ``filters`` select.
+
+    Runs ``cohort_loans`` inside an aggregate, so the page's live counts do not fetch
+    every selected loan.
+    """
+    base = resolve_as_of(con, filters.base)
+    filters = CohortFilters(**{**filters.__dict__, "base": base})
+    selection_sql = queries.get_query("cohort_loans").sql
+    row = queries.run_sql(
+        con,
+        "select count(*) as loan_count, "
+        "coalesce(sum(outstanding_principal_as_of), 0) as balance, "
+        f"coalesce(sum(months_observed), 0) as loan_month_count from ({selection_sql})",
+        filters.params(bucket_set),
+    ).iloc[0]
+    return CohortSummary(
+        as_of=base.as_of,
+        loan_count=int(row["loan_count"]),
+        balance=float(row["balance"]),
+        loan_month_count=int(row["loan_month_count"]),
+    )
+
+
 def attribute_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Return the extra-attribute names stored in loan_attributes, sorted."""
     rows = con.execute("select distinct attribute from loan_attributes order by attribute").fetchall()
@@ -304,9 +342,12 @@ def cohort_table(
                 months["bucket_code"].map(labels),
             )
             months = months.drop(columns="bucket_code")
-            loan_part = selection.loans.drop(
-                columns=[column for column in MONTH_COLUMNS if column in selection.loans]
-            )
+            # Only the chosen loan-level columns are joined, which keeps large tables fast.
+            loan_columns = [
+                column for column in columns
+                if column in selection.loans and column not in months and column != "loan_id"
+            ]
+            loan_part = selection.loans[["loan_id", *loan_columns]]
             table = months.merge(loan_part, on="loan_id", how="left", validate="many_to_one")
         chosen_attributes = [
             column[len(ATTRIBUTE_PREFIX):] for column in columns if column.startswith(ATTRIBUTE_PREFIX)

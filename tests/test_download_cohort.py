@@ -307,3 +307,17 @@ def test_cli_hostile_values_change_nothing(portfolio, tmp_path, run_in_process):
     finally:
         con.close()
     assert _audit(portfolio).loc[0, "row_count"] == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"cities": ("杭州市",)}, {"ever_dpd": 0}, {"base": Filters(as_of=dt.date(2026, 8, 31))}, {"cities": ("无",)}],
+)
+def test_summary_matches_selection(read_only_con, kwargs):
+    filters = cohort.CohortFilters(**kwargs)
+    summary = cohort.summarise(read_only_con, filters)
+    selection = cohort.select_loans(read_only_con, filters)
+    assert summary.as_of == selection.as_of
+    assert summary.loan_count == selection.loan_count
+    assert summary.balance == pytest.approx(selection.balance)
+    assert summary.loan_month_count == selection.loan_month_count

@@ -39,9 +39,9 @@ def _filter_options(version: int) -> dict[str, list]:
     return cohort.filter_options(common.connection())
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _selection(version: int, filters: cohort.CohortFilters) -> cohort.Selection:
-    return cohort.select_loans(common.connection(), filters)
+@st.cache_data(show_spinner=False, max_entries=64)
+def _summary(version: int, filters: cohort.CohortFilters) -> cohort.CohortSummary:
+    return cohort.summarise(common.connection(), filters)
 
 
 @st.cache_data(show_spinner=False)
@@ -148,7 +148,7 @@ def _render_filters(options: dict[str, list]) -> cohort.CohortFilters:
     )
 
 
-def _render_counts(selection: cohort.Selection, grain: str) -> None:
+def _render_counts(selection: cohort.CohortSummary, grain: str) -> None:
     """Draw the live counts of the selection: loans, balance and rows of the download."""
     rows = selection.loan_count if grain == "loan" else selection.loan_month_count
     lang = common.lang()
@@ -162,14 +162,15 @@ def _render_counts(selection: cohort.Selection, grain: str) -> None:
 
 def _prepare(
     filters: cohort.CohortFilters,
-    selection: cohort.Selection,
     grain: str,
     columns: list[str],
     file_format: str,
     signature: tuple,
 ) -> None:
     """Build the file, record it in download_audit and keep it for the download button."""
-    table = cohort.cohort_table(common.connection(), selection, grain, columns)
+    con = common.connection()
+    selection = cohort.select_loans(con, filters)
+    table = cohort.cohort_table(con, selection, grain, columns)
     data = export.table_bytes(table, file_format)
     sha256 = cohort.file_sha256(data)
     with common.write_connection() as con:
@@ -194,7 +195,7 @@ def _prepare(
     }
 
 
-def _render_download(filters: cohort.CohortFilters, selection: cohort.Selection) -> None:
+def _render_download(filters: cohort.CohortFilters, selection: cohort.CohortSummary) -> None:
     # Labels are computed here: AppTest calls format_func outside the script run.
     grain_labels = {
         "loan": common.tr("data_download.grain_loan"),
@@ -233,7 +234,7 @@ def _render_download(filters: cohort.CohortFilters, selection: cohort.Selection)
         key="dl_prepare",
     ):
         try:
-            _prepare(filters, selection, grain, list(columns), file_format, signature)
+            _prepare(filters, grain, list(columns), file_format, signature)
         except common.DataUpdating:
             st.warning(common.tr("data_download.busy"))
         except ValueError as error:
@@ -286,7 +287,7 @@ def render() -> None:
     options = _filter_options(version)
     filters = _render_filters(options)
     try:
-        selection = _selection(version, filters)
+        selection = _summary(version, filters)
     except ValueError as error:
         st.error(common.tr("data_download.invalid", error=error))
         return
