@@ -437,6 +437,8 @@ def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
     for index in range(width):
         frame[f"c{index}"] = pd.Series(columns[index], dtype="object")
     frame["c_extra"] = pd.Series(columns[width], dtype="object")
+    # DuckDB 2 refuses register() while an earlier execute() result is unread.
+    con.complete()
     con.register(f"{relation}_frame", frame)
     cast = ", ".join([f"ll_clean(c{i}::varchar) as c{i}" for i in range(width)] + ["c_extra::varchar as c_extra"])
     con.execute(f"create or replace temp table {relation} as select _line, {cast} from {relation}_frame")

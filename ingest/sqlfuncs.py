@@ -18,6 +18,12 @@ NULL_TOKENS = ("", "NULL", "null", "Null", "\\N", "NA", "N/A", "n/a", "na", "-",
 
 _DATE_YMD = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d*)?)?)?"
 _DATE_CN = r"\d{4}年\d{1,2}月\d{1,2}日?( ?\d{1,2}[:时]\d{1,2}.*)?"
+_DATE_ONLY = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{8}|\d{4}年\d{1,2}月\d{1,2}日?"
+# ISO 8601 date and time with a zone: 2017-02-03T21:59:59+08:00, 2017-02-03 13:59:59Z.
+_DATE_YMD_ZONE = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[ T]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d*)?)?(Z|[+-]\d{2}(:?\d{2})?)"
+# 2017年2月3日 10:20:11, 2017年2月3日10时20分11秒, 2017年2月3日 10:20; groups 1-6 are
+# year, month, day, hour, minute and the optional seconds (with a fraction).
+_DATETIME_CN = r"(\d{4})年(\d{1,2})月(\d{1,2})日? ?(\d{1,2})[:时](\d{1,2})(?:分|[:分](\d{1,2}(?:\.\d+)?)秒?)?"
 
 MACROS = f"""
 create or replace temp macro ll_null_token(s) as (
@@ -88,6 +94,9 @@ create or replace temp macro ll_rate_number(s) as (
          else ll_double(rtrim(ll_number_text(s), '%'))
     end
 );
+create or replace temp macro ll_ymd_dashes(s) as (
+    regexp_replace(s, '^(\\d{{4}})[-/.](\\d{{1,2}})[-/.](\\d{{1,2}})', '\\1-\\2-\\3')
+);
 create or replace temp macro ll_date_text(s) as (
     case
         when regexp_full_match(s, '{_DATE_YMD}')
@@ -124,25 +133,33 @@ create or replace temp macro ll_date_any(s, excel, month_ok) as (
     ) end
 );
 create or replace temp macro ll_is_sentinel(d) as (year(d) >= 2900);
+-- Parsed local (Asia/Shanghai) timestamp, seconds and fractions kept; NULL when the text is
+-- not a date or time. Text with a zone offset (ISO 8601 'Z', '+08:00') is converted to
+-- Shanghai time. Excel serials are rounded to the millisecond, as Excel stores times.
 create or replace temp macro ll_timestamp_any(s, excel) as (
     case when regexp_full_match(s, '\\d{{4}}-\\d{{2}}-\\d{{2}}( \\d{{2}}:\\d{{2}}(:\\d{{2}})?)?') then try_cast(s as timestamp)
     else coalesce(
         case when regexp_full_match(ll_digits(s), '{_DATE_YMD}')
-             then try_cast(regexp_replace(replace(ll_digits(s), 'T', ' '),
-                           '^(\\d{{4}})[-/.](\\d{{1,2}})[-/.](\\d{{1,2}})', '\\1-\\2-\\3') as timestamp)
+             then try_cast(ll_ymd_dashes(replace(ll_digits(s), 'T', ' ')) as timestamp)
+        end,
+        case when regexp_full_match(ll_digits(s), '{_DATE_YMD_ZONE}')
+             then timezone('Asia/Shanghai', try_cast(ll_ymd_dashes(ll_digits(s)) as timestamptz))
         end,
         case when regexp_full_match(ll_digits(s), '\\d{{14}}')
              then try_strptime(ll_digits(s), '%Y%m%d%H%M%S')
         end,
-        case when regexp_full_match(ll_digits(s), '\\d{{4}}年\\d{{1,2}}月\\d{{1,2}}日? ?\\d{{1,2}}[:时]\\d{{1,2}}(分|[:分]\\d{{1,2}}秒?)?')
-             then try_cast(regexp_replace(ll_digits(s),
-                  '^(\\d{{4}})年(\\d{{1,2}})月(\\d{{1,2}})日? ?(\\d{{1,2}})[:时](\\d{{1,2}})(?:分|[:分](\\d{{1,2}})秒?)?$',
-                  '\\1-\\2-\\3 \\4:\\5') as timestamp)
+        case when regexp_full_match(ll_digits(s), '{_DATETIME_CN}')
+             then try_cast(regexp_replace(regexp_replace(ll_digits(s), '^{_DATETIME_CN}$',
+                           '\\1-\\2-\\3 \\4:\\5:\\6'), ':$', ':00') as timestamp)
         end,
-        cast(try_cast(ll_date_text(ll_digits(s)) as date) as timestamp),
+        -- A date alone means midnight; a date with an impossible time stays invalid.
+        case when regexp_full_match(ll_digits(s), '{_DATE_ONLY}')
+             then cast(try_cast(ll_date_text(ll_digits(s)) as date) as timestamp)
+        end,
         case when excel and regexp_full_match(s, '\\d{{2,5}}(\\.\\d+)?')
              then timestamp '1899-12-30 00:00:00'
-                  + to_microseconds(cast(round(cast(s as double) * 86400000000) as bigint))
+                  + to_days(cast(floor(cast(s as double)) as integer))
+                  + to_milliseconds(cast(round((cast(s as double) - floor(cast(s as double))) * 86400000) as bigint))
         end
     ) end
 );

@@ -187,6 +187,7 @@ def _rate_is_percent(con, relation: str, source: str) -> bool:
 
 def _register_lookup(con, name: str, mapping: dict[str, str | None]) -> None:
     frame = pd.DataFrame({"src": list(mapping.keys()), "dst": list(mapping.values())}, dtype="object")
+    con.complete()  # DuckDB 2 refuses register() while an earlier result is unread.
     con.register(f"{name}_frame", frame)
     con.execute(f"create or replace temp table {name} as select src::varchar as src, dst::varchar as dst "
                 f"from {name}_frame")
@@ -424,6 +425,7 @@ def _fill_loan_regions(con, new_lookup) -> None:
         [(value, *regions.regions_from_code(value)) for value in codes],
         columns=["src", "province", "city", "county"], dtype="object",
     )
+    con.complete()
     con.register("lk_region_frame", frame)
     con.execute("create or replace temp table lk_region as select src::varchar as src, province::varchar as "
                 "province, city::varchar as city, county::varchar as county from lk_region_frame")
