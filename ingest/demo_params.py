@@ -74,7 +74,7 @@ PROVINCES: tuple[dict, ...] = (
 REFERENCE_PROVINCE = "广东省"
 # The five largest provinces by volume, from lowest to highest true risk. Each hazard
 # multiplier is at least 45% above the previous one, so the order is recoverable from the
-# as-of month's M1+ rates of a 20,000-loan demo.
+# M1+ rates of a 20,000-loan demo pooled over the last 13 month-ends.
 LARGE_PROVINCE_RISK_ORDER = ("江苏省", "广东省", "山东省", "四川省", "河南省")
 
 GRADES = ("A", "B", "C", "D", "E")

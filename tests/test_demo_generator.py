@@ -199,6 +199,15 @@ def test_as_of_month_vintage_has_mob0_rows(demo_frames):
     assert (rows["outstanding_principal"] == rows["principal"]).all()
 
 
+def test_month_end_rows_per_loan(demo_frames):
+    # Benchmark scale: summing min(age, term) + 1 over the vintage weights, term mix and
+    # monthly prepayment by hand gives about 12.2 rows a loan before charge-offs, recovery
+    # rows and extensions; 8.6 (the old short terms) or 16+ (more than the loans' age
+    # allows) would mean a broken mix.
+    per_loan = len(demo_frames["loan_months"]) / len(demo_frames["loans"])
+    assert 11.5 < per_loan < 13.5
+
+
 def test_oldest_allowed_as_of():
     # The oldest vintage of as-of 2022-07-31 is 2019-08, the first month with a 1-year LPR.
     assert demo.resolve_as_of("2022-07-31") == dt.date(2022, 7, 31)
