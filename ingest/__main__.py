@@ -1,12 +1,21 @@
 """Command line: ``python -m ingest load|status|demo``.
 
-Exit codes: 0 success, 1 validation rejected the load, 2 usage error.
+Exit codes of ``load``: 0 when every file loaded (in quarantine mode some rows may be in
+the rejects table); 1 when the load was rejected (strict mode, any error), when any file
+was rejected in full (quarantine mode: unreadable, a file-level error such as a missing
+column, or no valid row), or when the load failed and was rolled back; 2 for a usage error
+(bad options, unknown table, missing loans file). ``status`` exits 1 when the database file
+does not exist.
+
+Printed summaries follow ``--lang`` (default ``$LOANLENS_LANG``, else zh); log lines on
+stderr are English.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,9 +26,15 @@ logger = logging.getLogger("ingest")
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+LANGS = ("zh", "en")
 
 OPTIONS = {"loans": "--loans", "loan_months": "--months", "installments": "--installments",
            "collection_actions": "--actions"}
+
+
+def _default_lang() -> str:
+    lang = os.environ.get("LOANLENS_LANG", "zh").strip().lower()
+    return lang if lang in LANGS else "zh"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -33,14 +48,17 @@ def _build_parser() -> argparse.ArgumentParser:
     load.add_argument("--mapping", help="column mapping TOML file")
     load.add_argument("--report", help="write the full report as JSON to this file; the rejects CSV goes beside it")
     load.add_argument("--as-of", dest="as_of", help="data as-of date YYYY-MM-DD (default: today)")
-    load.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the printed summary")
+    load.add_argument("--lang", choices=LANGS, default=_default_lang(),
+                      help="language of the printed summary (default: $LOANLENS_LANG, else zh); logs are English")
+    load.add_argument("-v", "--verbose", action="store_true", help="log every import step to stderr")
     for table, option in OPTIONS.items():
         load.add_argument(option, dest=table, metavar="FILE",
                           help=f"{table} file (.csv/.tsv/.txt, .xlsx or .parquet)")
 
     status = commands.add_parser("status", help="show tables, months covered and the last loads")
     status.add_argument("--db", help="database file")
-    status.add_argument("--lang", choices=("zh", "en"), default="zh")
+    status.add_argument("--lang", choices=LANGS, default=_default_lang(),
+                        help="language of the printed status (default: $LOANLENS_LANG, else zh)")
 
     commands.add_parser("demo", help="build the demo portfolio (see python -m ingest demo --help)", add_help=False)
     return parser
@@ -78,12 +96,16 @@ def _run_load(args, parser) -> int:
     except UsageError as error:
         bar.close()
         parser.error(str(error))
+    except Exception as error:  # noqa: BLE001 - reported as exit code 1
+        bar.close()
+        logger.error("load failed and the database was not changed: %s: %s", type(error).__name__, error)
+        return EXIT_REJECTED
     finally:
         bar.close()
     if args.report:
         report.write_json(args.report)
     print(report.summary(args.lang))
-    return EXIT_OK if report.ok else EXIT_REJECTED
+    return EXIT_OK if report.ok and not report.files_rejected else EXIT_REJECTED
 
 
 def _run_status(args) -> int:
@@ -105,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo_main(argv[1:]) or 0
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "load":
         return _run_load(args, parser)
     return _run_status(args)

@@ -184,9 +184,22 @@ class _Loader:
         self.report.files = list(self.file_reports.values())
         self.report.seconds = round(time.perf_counter() - clock, 3)
         self.step("done")
+        for error in self._first_error_per_rule():
+            logger.warning("%s (%s errors of rule %s)", error.message_en,
+                           self.report.counts_by_rule.get(error.rule, 0), error.rule)
+        if self.report.files_rejected:
+            logger.warning("files rejected in full: %s", ", ".join(self.report.files_rejected))
         logger.info("load %s in %.1f s: %s", "succeeded" if self.report.ok else "rejected",
                     self.report.seconds, self.report.counts_by_rule or "no errors")
         return self.report
+
+    def _first_error_per_rule(self) -> list:
+        seen, out = set(), []
+        for error in self.report.errors:
+            if error.rule not in seen:
+                seen.add(error.rule)
+                out.append(error)
+        return out
 
     def _name(self, table: str) -> str:
         return self.display_names.get(table) or self.files[table].name
@@ -229,10 +242,9 @@ class _Loader:
         report.footer_rows = footer["footer_rows"] + footer["blank_rows"]
         report.warnings.extend(plan.warnings)
         if table != "loans" and plan.attributes():
-            report.warnings.append(
-                "columns kept only for loans are not stored for this file: "
-                + ", ".join(column.header for column in plan.attributes())
-            )
+            report.columns_not_stored = [column.header for column in plan.attributes()]
+            logger.warning("%s: unmatched columns not stored (only loans keeps attributes): %s",
+                           report.file_name, ", ".join(report.columns_not_stored))
         report.footer_lines = footer["footer_lines"]
         self.step(f"parsed {report.file_name}")
 
@@ -311,6 +323,7 @@ class _Loader:
             self.report.load_ids[table] = load_id
             report.rows_loaded = 0
             report.rows_rejected = report.rows_read - report.footer_rows
+            report.result = result
             self.con.execute(
                 "insert into load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
                 [load_id, table, report.file_name, report.sha256 or "", self.mode, report.encoding,
@@ -367,6 +380,7 @@ class _Loader:
                 report.rows_rejected = report.rows_read - report.footer_rows
             nothing_loaded = report.rows_loaded == 0 and report.rows_read > report.footer_rows
             result = "rejected" if table in self.source_errors or nothing_loaded else "loaded"
+            report.result = result
             self.con.execute(
                 "insert into load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
                 [load_id, table, report.file_name, report.sha256 or "", self.mode, report.encoding,

@@ -58,6 +58,9 @@ class FileReport:
     footer_lines: list[int] = field(default_factory=list)
     columns_mapped: dict[str, str] = field(default_factory=dict)
     columns_attributes: list[str] = field(default_factory=list)
+    # Unmatched columns of loan_months, installments and collection_actions files: only the
+    # loans file has an attribute table, so these values are read but not stored.
+    columns_not_stored: list[str] = field(default_factory=list)
     columns_personal: dict[str, str] = field(default_factory=dict)
     rate_scale: dict[str, str] = field(default_factory=dict)
     amount_totals: dict[str, str] = field(default_factory=dict)
@@ -67,6 +70,7 @@ class FileReport:
     warnings: list[str] = field(default_factory=list)
     load_id: int | None = None
     counts_by_rule: dict[str, int] = field(default_factory=dict)
+    result: str = ""  # load_log result: 'loaded', or 'rejected' when no row of the file loaded
 
 
 @dataclass
@@ -83,9 +87,15 @@ class LoadReport:
     rejects_csv: str | None = None
     seconds: float = 0.0
 
+    @property
+    def files_rejected(self) -> list[str]:
+        """Names of the files of which no row loaded (unreadable, file-level error, every row bad)."""
+        return [report.file_name for report in self.files if report.result == "rejected"]
+
     def to_dict(self) -> dict:
         """Return a JSON-ready dict of the whole report."""
         data = asdict(self)
+        data["files_rejected"] = self.files_rejected
         data["errors_shown"] = len(self.errors)
         data["errors_total"] = sum(self.counts_by_rule.values())
         return data
@@ -98,8 +108,13 @@ class LoadReport:
 
     def summary(self, lang: str = "zh") -> str:
         """Return a short human-readable summary in ``lang`` ('zh' or 'en')."""
-        key = "ingest.summary.ok" if self.ok else "ingest.summary.rejected"
-        lines = [messages.t(key, lang, mode=self.mode)]
+        if not self.ok:
+            key = "ingest.summary.rejected"
+        elif self.files_rejected:
+            key = "ingest.summary.partly_rejected"
+        else:
+            key = "ingest.summary.ok"
+        lines = [messages.t(key, lang, mode=self.mode, files=", ".join(self.files_rejected))]
         for report in self.files:
             lines.append(messages.t(
                 "ingest.summary.file", lang, file=report.file_name, table=report.table,
@@ -110,6 +125,9 @@ class LoadReport:
                 lines.append(messages.t("ingest.summary.rule", lang, rule=rule, count=count))
             for warning in report.warnings:
                 lines.append(f"  ! {warning}")
+            if report.columns_not_stored:
+                lines.append(messages.t("ingest.summary.not_stored", lang,
+                                        columns=", ".join(report.columns_not_stored)))
             if report.columns_personal:
                 columns = ", ".join(f"{name} -> {action}" for name, action in report.columns_personal.items())
                 lines.append(messages.t("ingest.summary.personal", lang, columns=columns))
