@@ -24,7 +24,7 @@ from dashboard import common, shell  # noqa: E402
 
 logger = logging.getLogger("dashboard.app")
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 # While another process loads data, retry the page this many times, 2 s apart.
 MAX_UPDATE_RETRIES = 60
 
@@ -44,13 +44,13 @@ def _configure_logging() -> None:
         package_logger.propagate = False
 
 
-def _page(name: str, icon: str, default: bool = False) -> st.Page:
+def _page(name: str, default: bool = False) -> st.Page:
+    # No page icons: Streamlit fetches :material/...: icons from fonts.gstatic.com, which an
+    # offline installation cannot reach.
     return st.Page(
         PAGES_DIR / f"{name}.py",
         title=common.tr(f"page.{name}"),
-        icon=icon,
-        # The default page is served at "/" whatever its url_path, but a url_path unlike the
-        # file stem still keeps its page id apart from the v1 id of pages/kpis.py.
+        # The default page is served at "/" whatever its url_path.
         url_path=common.PAGE_URL_PATHS[name] or "overview",
         default=default,
     )
@@ -58,7 +58,7 @@ def _page(name: str, icon: str, default: bool = False) -> st.Page:
 
 def _show_data_updating() -> None:
     """Tell the user a load is running, then try the page again shortly."""
-    st.info(common.tr("app.data_updating"), icon=":material/sync:")
+    st.info(common.tr("app.data_updating"))
     retries = st.session_state.get("update_retries", 0)
     if retries < MAX_UPDATE_RETRIES:
         st.session_state["update_retries"] = retries + 1
@@ -68,19 +68,19 @@ def _show_data_updating() -> None:
 
 navigation = st.navigation(
     {
-        common.tr("nav.group_overview"): [_page("kpis", ":material/dashboard:", default=True)],
+        common.tr("nav.group_overview"): [_page("kpis", default=True)],
         common.tr("nav.group_risk"): [
-            _page("vintage", ":material/stacked_line_chart:"),
-            _page("survival", ":material/timeline:"),
-            _page("regions", ":material/map:"),
+            _page("vintage"),
+            _page("survival"),
+            _page("regions"),
         ],
         common.tr("nav.group_collections"): [
-            _page("collections", ":material/call:"),
-            _page("compliance", ":material/gavel:"),
+            _page("collections"),
+            _page("compliance"),
         ],
         common.tr("nav.group_data"): [
-            _page("data_import", ":material/upload_file:"),
-            _page("data_download", ":material/download:"),
+            _page("data_import"),
+            _page("data_download"),
         ],
     }
 )
@@ -88,7 +88,7 @@ navigation = st.navigation(
 _configure_logging()
 
 st.set_page_config(
-    page_title=f"{navigation.title} · LoanLens", page_icon=":material/insights:", layout="wide"
+    page_title=f"{navigation.title} · LoanLens", layout="wide"
 )
 
 with common.script_run():

@@ -25,7 +25,7 @@ must not keep the file open while it is idle. The design:
   closes the read-only connection and opens the file read-write, because DuckDB rejects a
   second connection to one file with a different configuration in the same process.
 
-NOTE: a page script run on its own (``AppTest.from_file("dashboard/pages/x.py")``) has no
+NOTE: a page script run on its own (``AppTest.from_file("dashboard/views/x.py")``) has no
 :func:`script_run` around it, so its read-only connection stays open until
 :func:`release_connections` is called.
 """
@@ -58,13 +58,10 @@ LOCK_RETRY_SECONDS = 3.0
 WRITE_WAIT_SECONDS = 30.0
 
 # URL path of each page (file stem -> path); the default page (kpis) is served at "/".
-# The paths differ from the file stems on purpose. Streamlit 1.67 treats a ``pages/``
-# folder beside the entry script as a v1 multipage app until st.navigation first runs in
-# the process. It would then serve ``/vintage`` straight from pages/vintage.py, without
-# the sidebar, filters or demo load that app.py adds.
-# NOTE: a deep link opened as the very first request after a server start still shows
-# Streamlit's "Page not found" dialog once (then app.py runs and the page renders).
-# Renaming dashboard/pages/ would remove both problems.
+# The page modules live in dashboard/views/, not pages/, because Streamlit 1.67 treats a
+# ``pages/`` folder beside the entry script as a v1 multipage app until st.navigation first
+# runs: a deep link opened as a server's first request then showed "Page not found" or ran
+# the page without app.py's sidebar, filters and demo load.
 PAGE_URL_PATHS = {
     "kpis": "",
     "vintage": "vintage-roll-rates",

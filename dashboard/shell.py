@@ -249,4 +249,4 @@ def render_filters() -> Filters:
 def render_banners() -> None:
     """Show the demo-data banner when the database contains the demo portfolio."""
     if is_demo():
-        st.info(common.tr("app.demo_banner"), icon=":material/science:")
+        st.info(common.tr("app.demo_banner"))

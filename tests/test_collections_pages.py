@@ -15,7 +15,7 @@ from messages import t
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = str(REPO_ROOT / "dashboard" / "app.py")
-PAGES = {"collections": "pages/collections.py", "compliance": "pages/compliance.py"}
+PAGES = {"collections": "views/collections.py", "compliance": "views/compliance.py"}
 
 
 def _run_page(page: str, lang: str) -> AppTest:

@@ -46,9 +46,7 @@ def test_every_page_opens_without_errors(demo_copy):
 
 def test_two_sessions_load_at_once(demo_copy):
     with running_dashboard(demo_copy) as base_url, chromium() as browser:
-        # NOTE: until st.navigation has run once in the server process, Streamlit 1.67 treats
-        # dashboard/pages/ as a v1 multipage folder and answers a deep link with a "Page not
-        # found" dialog (then runs app.py). One request to / first keeps that out of this test.
+        # One request to / first, so that the demo load is not part of the timed overlap.
         warm_up = browser.new_page()
         open_page(warm_up, base_url, "", timeout=90)
         warm_up.close()

@@ -54,7 +54,7 @@ def _render(db_file: Path, page: str, language: str, monkeypatch) -> AppTest:
     at.session_state["lang"] = language
     at.run()
     if page != "kpis":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     return at
 
 

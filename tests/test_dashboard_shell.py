@@ -52,7 +52,7 @@ def test_filters_kept_across_page_switches(hand_db):
     assert at.session_state["filters"] == expected
 
     for page in ("vintage", "regions", "data_import", "kpis"):
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
         assert not at.exception, page
         assert at.session_state["filters"] == expected, page
         assert at.sidebar.multiselect[0].value == ["消费贷"], page
@@ -85,7 +85,7 @@ def test_language_switch_changes_labels(hand_db):
         "Product", "Channel", "Province", "Grade"
     ]
     at.sidebar.multiselect[0].select("消费贷").run()
-    at.switch_page("pages/vintage.py").run()
+    at.switch_page("views/vintage.py").run()
     # The language and the filters both survive the page switch.
     assert at.sidebar.multiselect[0].label == "Product"
     assert at.session_state["filters"].products == ("消费贷",)

@@ -1,4 +1,4 @@
-"""Streamlit AppTest of the 数据下载 page (dashboard/pages/data_download.py).
+"""Streamlit AppTest of the 数据下载 page (dashboard/views/data_download.py).
 
 Expected counts are worked out by hand from tests/fixtures_data.py.
 """
@@ -15,7 +15,7 @@ from analysis import cohort, export
 from queries import db
 from tests.fixtures_data import build_portfolio
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "data_download.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "data_download.py")
 
 
 def _page(db_file: Path, lang: str, monkeypatch, admin: bool = False) -> AppTest:

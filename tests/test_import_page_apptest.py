@@ -15,7 +15,7 @@ from examples import _tape, uci_taiwan
 from ingest import api
 from queries import db
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "pages" / "data_import.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "data_import.py")
 UCI_SAMPLE = Path(__file__).resolve().parent / "fixtures" / "uci_taiwan_200.csv"
 
 

@@ -1,4 +1,4 @@
-"""Uploads through the 数据导入 page in headless Chromium (dashboard/pages/data_import.py).
+"""Uploads through the 数据导入 page in headless Chromium (dashboard/views/data_import.py).
 
 The reference for the page's result is the command-line import of the same files
 (`python -m ingest load`) into a second database.

@@ -1,4 +1,4 @@
-"""The Regions page (dashboard/pages/regions.py) in Streamlit's AppTest and in Chromium.
+"""The Regions page (dashboard/views/regions.py) in Streamlit's AppTest and in Chromium.
 
 Runs the real entry script with LOANLENS_DB pointing at a test database and switches to
 the page, in both languages, on the mixed-spelling tape, the OpenIntro sample, the demo
@@ -18,7 +18,7 @@ from tests.fixtures_regions import build_county_db, build_mixed_db, build_openin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = str(REPO_ROOT / "dashboard" / "app.py")
-PAGE = "pages/regions.py"
+PAGE = "views/regions.py"
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +162,7 @@ def test_page_in_chromium(mixed_path):
     with running_dashboard(mixed_path, extra_env={"LOANLENS_AUTO_DEMO": "0"}) as base_url, \
             chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        # Start from the home page and follow the sidebar link, as a user does: opening a
-        # page URL as the server's first request can show Streamlit's "Page not found" dialog.
+        # Start from the home page and follow the sidebar link, as a user does.
         open_page(page, base_url, "", timeout=90)
         page.get_by_role("link", name="区域分布").click()
         wait_for_script(page, timeout=90)

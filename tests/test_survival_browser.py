@@ -38,8 +38,6 @@ def test_survival_page_in_both_languages(demo_copy):
     with running_dashboard(demo_copy) as base_url, chromium() as browser:
         page = browser.new_page(accept_downloads=True)
         # Start from the home page and use the sidebar link, as a user does.
-        # NOTE: opening /survival-analysis as the server's very first request showed
-        # Streamlit's "Page not found" dialog, which makes the page inert.
         open_page(page, base_url, "", timeout=120)
         page.get_by_role("link", name="生存分析").click()
         wait_for_script(page, timeout=120)

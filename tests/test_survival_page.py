@@ -53,7 +53,7 @@ def _survival_page(monkeypatch, path: Path, lang: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = lang
     at.run()
-    at.switch_page("pages/survival.py").run()
+    at.switch_page("views/survival.py").run()
     return at
 
 

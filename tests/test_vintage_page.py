@@ -1,4 +1,4 @@
-"""The vintage and roll-rate page (dashboard/pages/vintage.py) in AppTest and in Chromium.
+"""The vintage and roll-rate page (dashboard/views/vintage.py) in AppTest and in Chromium.
 
 Runs the real entry script with LOANLENS_DB pointing at a test database and switches to
 the page. It is checked in both languages on the simulated tape, the hand tape, the demo
@@ -19,7 +19,7 @@ from tests.fixtures_vintage import hand_tape, simulate_markov_tape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = str(REPO_ROOT / "dashboard" / "app.py")
-PAGE = "pages/vintage.py"
+PAGE = "views/vintage.py"
 URL_PATH = "vintage-roll-rates"
 # Charts: vintage curves, heatmap, matrix, cure rates, flow rates, implied loss, forecast.
 CHART_COUNT = 7

@@ -101,7 +101,7 @@ def _draw_notes(notes) -> None:
     if not notes:
         return
     texts = list(dict.fromkeys(note.text(common.lang()) for note in notes))
-    st.warning("\n".join(f"- {text}" for text in texts), icon=":material/info:")
+    st.warning("\n".join(f"- {text}" for text in texts))
 
 
 # --- drawing --------------------------------------------------------------------------------
