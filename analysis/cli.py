@@ -31,13 +31,16 @@ class Command:
     """One report subcommand.
 
     ``run(con, args, filters)`` returns the report table; ``add_arguments(parser)`` adds
-    the options specific to the command.
+    the options specific to the command. ``after_write(args, filters, table)``, if set, is
+    called once the table has been written to ``--out`` and the read-only connection is
+    closed (the cohort export records its audit row there).
     """
 
     name: str
     help: str
     run: Callable[[duckdb.DuckDBPyConnection, argparse.Namespace, Filters], pd.DataFrame]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    after_write: Callable[[argparse.Namespace, Filters, pd.DataFrame], None] | None = None
 
 
 # Subcommand name -> "module:attribute" of its Command, imported only when used.
@@ -157,4 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("wrote %d rows to %s", len(table), args.out)
     else:
         table.to_csv(sys.stdout, index=False)
+    if command.after_write:
+        command.after_write(args, filters, table)
     return 0

@@ -10,7 +10,6 @@ option here can bring it back. Each download is recorded in ``download_audit``.
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import getpass
 import hashlib
@@ -481,14 +480,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", help="comma-separated output columns (default: a standard set)")
 
 
-def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
-    """Select the cohort, build the table and schedule its audit row."""
-    if not args.out:
-        raise ValueError("cohort downloads are audited with the file's hash; pass --out FILE")
-    file_format = format_from_path(args.out)
-    if file_format not in DOWNLOAD_FORMATS:
-        raise ValueError(f"cohort downloads are CSV, .xlsx or Parquet; got {args.out!r}")
-    cohort_filters = CohortFilters(
+def _cohort_filters(args: argparse.Namespace, filters: Filters) -> CohortFilters:
+    return CohortFilters(
         base=filters,
         cities=_split(args.city),
         buckets=_split(args.bucket),
@@ -496,6 +489,16 @@ def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filt
         strategies=_split(args.strategy),
         attributes=parse_attributes(args.attribute),
     )
+
+
+def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
+    """Select the cohort and build the table; the audit row is written after the file."""
+    if not args.out:
+        raise ValueError("cohort downloads are audited with the file's hash; pass --out FILE")
+    file_format = format_from_path(args.out)
+    if file_format not in DOWNLOAD_FORMATS:
+        raise ValueError(f"cohort downloads are CSV, .xlsx or Parquet; got {args.out!r}")
+    cohort_filters = _cohort_filters(args, filters)
     columns = list(_split([args.columns])) if args.columns else default_columns(args.grain)
     check_columns(con, args.grain, columns)
     selection = select_loans(con, cohort_filters)
@@ -505,33 +508,18 @@ def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filt
             f"{len(table):,} rows do not fit in one Excel sheet (at most {EXCEL_MAX_ROWS - 1:,}); "
             "write .csv or .parquet instead"
         )
-    # NOTE: the report framework writes the file after this function returns and closes the
-    # read-only connection, so the audit row (which needs the final file's hash and a
-    # read-write connection) is written at interpreter exit.
-    atexit.register(
-        _record_cli_download,
-        db_path=args.db,
-        out=args.out,
-        filters=cohort_filters,
-        grain=args.grain,
-        columns=columns,
-        file_format=file_format,
-        row_count=len(table),
-    )
     return table
 
 
-def _record_cli_download(
-    *,
-    db_path: str | None,
-    out: str,
-    filters: CohortFilters,
-    grain: str,
-    columns: list[str],
-    file_format: str,
-    row_count: int,
-) -> None:
-    """Hash the written file and add its download_audit row through a short write connection."""
+def _record_cli_download(args: argparse.Namespace, filters: Filters, table: pd.DataFrame) -> None:
+    """Hash the written file and add its download_audit row through a short write connection.
+
+    Called by the report framework after it has written ``--out`` and closed its read-only
+    connection, because the audit row needs the final file's hash and a write connection.
+    """
+    out = args.out
+    db_path = args.db
+    cohort_filters = _cohort_filters(args, filters)
     path = Path(out)
     if not path.exists():
         logger.error("download %s was not written; no audit row recorded", out)
@@ -546,11 +534,11 @@ def _record_cli_download(
         record_download(
             con,
             user_name=os_user_name(),
-            filters=filters,
-            grain=grain,
-            columns=columns,
-            file_format=file_format,
-            row_count=row_count,
+            filters=cohort_filters,
+            grain=args.grain,
+            columns=list(table.columns),
+            file_format=format_from_path(out),
+            row_count=len(table),
             sha256=sha256,
         )
     finally:
@@ -562,4 +550,5 @@ COHORT_COMMAND = Command(
     help="Download the loans (or loan-months) matching the filters; recorded in download_audit.",
     run=_run,
     add_arguments=_add_arguments,
+    after_write=_record_cli_download,
 )

@@ -217,19 +217,14 @@ def _run_cli(*arguments: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def run_in_process(monkeypatch, capsys):
-    """Run `python -m analysis cohort` in this process; exit handlers run right after main.
+    """Run `python -m analysis cohort` in this process; return (exit code, stderr).
 
-    Returns (exit code, stderr). The audit row is written by an atexit handler in a real
-    run; here it is captured and called when main returns, in the same order.
+    The audit row is written by the command's after_write hook inside main.
     """
     from analysis import cli
 
     def run(*arguments: str) -> tuple[int, str]:
-        handlers = []
-        monkeypatch.setattr(cohort.atexit, "register", lambda function, **kwargs: handlers.append((function, kwargs)))
         code = cli.main(["cohort", *arguments])
-        for function, kwargs in handlers:
-            function(**kwargs)
         return code, capsys.readouterr().err
 
     return run
