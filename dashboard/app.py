@@ -30,18 +30,19 @@ MAX_UPDATE_RETRIES = 60
 
 
 def _configure_logging() -> None:
-    """Send the project's log records to stderr once per process (Streamlit configures only
-    its own ``streamlit`` logger)."""
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Send the project's INFO records to stderr, unless the host process already logs.
+
+    Streamlit configures only its own ``streamlit`` logger. When the script runs inside
+    another program that set up logging (pytest's AppTest, a notebook), that set-up is kept.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
     for name in ("dashboard", "analysis", "queries", "ingest"):
-        package_logger = logging.getLogger(name)
-        if package_logger.handlers:
-            continue
-        handler = logging.StreamHandler()
-        handler.setFormatter(formatter)
-        package_logger.addHandler(handler)
-        package_logger.setLevel(logging.INFO)
-        package_logger.propagate = False
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _page(name: str, default: bool = False) -> st.Page:
