@@ -18,6 +18,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +40,9 @@ from queries import db
 logger = logging.getLogger(__name__)
 
 MODES = ("strict", "quarantine")
+# DuckDB buffer-pool limit while importing; temp tables beyond it spill to <database>.tmp.
+# LOANLENS_IMPORT_MEMORY overrides it (a DuckDB size such as '2GB' or '1500MB').
+IMPORT_MEMORY_LIMIT = "3GB"
 FILE_LEVEL_RULES = ("missing_column", "duplicate_column")
 
 _LOAN_COLUMNS = [column.name for column in CONTRACT["loans"]]
@@ -128,9 +133,42 @@ def load_files(
             )
         loader = _Loader(con, {t: Path(p) for t, p in files.items()}, mode, mapping, as_of_date,
                          progress, display_names or {}, rejects_dir)
-        return loader.run()
+        with _import_settings(con):
+            return loader.run()
     finally:
         con.close()
+
+
+class _import_settings:
+    """Cap DuckDB's memory and drop row-order guarantees for one import, then restore them.
+
+    Both settings belong to the database instance, which other connections in the same
+    process (the dashboard) share, so the previous values are put back afterwards. Readers
+    that number rows by insertion order turn the order guarantee back on for their read.
+    """
+
+    def __init__(self, con):
+        self.con = con
+        self.previous: dict[str, str] = {}
+
+    def __enter__(self):
+        limit = os.environ.get("LOANLENS_IMPORT_MEMORY", IMPORT_MEMORY_LIMIT).strip()
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, re.IGNORECASE):
+            raise UsageError(f"LOANLENS_IMPORT_MEMORY must be a size such as 2GB or 1500MB; got {limit!r}")
+        for name in ("memory_limit", "preserve_insertion_order"):
+            self.previous[name] = str(self.con.execute("select current_setting($name)", {"name": name}).fetchone()[0])
+        # SET takes no bound parameters; the limit was checked against a strict pattern above.
+        self.con.execute(f"set memory_limit = '{limit}'")
+        self.con.execute("set preserve_insertion_order = false")
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.con.execute(f"set memory_limit = '{self.previous['memory_limit']}'")
+            self.con.execute(f"set preserve_insertion_order = {self.previous['preserve_insertion_order']}")
+        except duckdb.Error as error:
+            logger.warning("could not restore DuckDB settings after the import: %s", error)
+        return False
 
 
 class _Loader:

@@ -58,6 +58,8 @@ class Source:
     sheet: str | None = None
     rows: int = 0
     sha256: str | None = None  # set when the reader hashed the bytes on the way
+    # DuckDB types of the typed columns t0.. (Parquet only); None for text sources.
+    column_types: list[str] | None = None
     temp_files: list[Path] = field(default_factory=list)
 
     def cleanup(self) -> None:
@@ -332,12 +334,17 @@ def _load_csv(con, path: Path, relation: str, scan: _Scan) -> Source:
     # The quote and escape characters are fixed to the double quote (RFC 4180). The parallel
     # reader cannot pad short rows when quoted cells contain newlines, so quoted files are
     # read single-threaded. Cells are cleaned once here (trimmed, null tokens to NULL).
+    # Line numbers come from rowid, so the table must keep the file's row order even when the
+    # import runs with preserve_insertion_order = false.
+    order_setting = con.execute("select current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("set preserve_insertion_order = true")
     con.execute(
         f"create or replace temp table {base} as select {cleaned}, c_extra{newline_count} from read_csv($path, "
         f"delim = $delim, quote = '\"', escape = '\"', header = true, auto_detect = false, columns = {columns}, "
         f"null_padding = true, strict_mode = false, parallel = {str(not scan.has_quote).lower()})",
         {"path": str(scan.utf8_path), "delim": delimiter},
     )
+    con.execute(f"set preserve_insertion_order = {str(bool(order_setting)).lower()}")
     if scan.worker is not None:
         scan.worker.join()
     _attach_line_numbers(con, base, relation, scan, header_lines)
@@ -448,22 +455,29 @@ def _read_xlsx(con, path: Path, relation: str, sheet: str | None) -> Source:
 
 
 def _read_parquet(con, path: Path, relation: str) -> Source:
+    """Expose a Parquet file as the view ``relation``; nothing is copied into memory.
+
+    Besides the text columns ``c<i>`` the view has the typed columns ``t<i>`` as stored in
+    the file, so staging can use a date, integer or decimal column directly instead of
+    printing it and parsing the text back (see ``Source.column_types``). Parquet is
+    columnar, so each later scan reads only the columns it needs.
+    """
     described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
     headers = [row[0] for row in described]
+    types = [row[1] for row in described]
     # Typed columns (dates, numbers) print without padding or null tokens, so only text
     # columns and floating-point ones (which may print 'nan') need cleaning.
     parts = []
-    for index, (name, data_type) in enumerate((row[0], row[1]) for row in described):
+    for index, (name, data_type) in enumerate(zip(headers, types)):
         quoted = '"' + name.replace('"', '""') + '"'
         needs_clean = data_type in ("VARCHAR", "DOUBLE", "FLOAT")
         parts.append(f"ll_clean(cast({quoted} as varchar)) as c{index}" if needs_clean
                      else f"cast({quoted} as varchar) as c{index}")
-    select = ", ".join(parts)
-    con.execute(
-        f"create or replace temp table {relation} as select file_row_number + 2 as _line, {select}, "
-        f"null::varchar as c_extra from read_parquet($path, file_row_number = true)",
-        {"path": str(path)},
-    )
+        parts.append(f"{quoted} as t{index}")
+    # A relation view keeps the path a bound value: SQL views cannot hold parameters.
+    parquet = con.read_parquet(str(path), file_row_number=True)
+    parquet.project(f"file_row_number + 2 as _line, {', '.join(parts)}, null::varchar as c_extra").create_view(
+        relation, replace=True)
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
     logger.info("read %s: %s rows (parquet)", path.name, rows)
-    return Source(path, "parquet", relation, headers, None, None, rows=rows)
+    return Source(path, "parquet", relation, headers, None, None, rows=rows, column_types=types)

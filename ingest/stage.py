@@ -123,19 +123,25 @@ def plan_file(
     for name, column in seen.items():
         if column_spec(table, name).kind == "rate":
             plan.rate_percent[name] = _rate_is_percent(con, source.relation, column.source)
-    _warn_sub_fen_amounts(con, source.relation, plan, seen)
+    _warn_sub_fen_amounts(con, source.relation, plan, seen, source.column_types)
     return plan
 
 
-def _warn_sub_fen_amounts(con, relation: str, plan: StagePlan, seen: dict[str, ColumnPlan]) -> None:
+def _warn_sub_fen_amounts(con, relation: str, plan: StagePlan, seen: dict[str, ColumnPlan],
+                          types: list[str] | None) -> None:
     """Warn about amounts with more than two decimals, which are rounded to the fen."""
     # Amounts in 万元 (by header or value) have four exact decimals more, so they are skipped.
     amounts = [column for name, column in seen.items()
-               if column_spec(plan.table, name).kind == "amount" and column.multiplier == 1]
+               if column_spec(plan.table, name).kind == "amount" and column.multiplier == 1
+               and not (types is not None and (decimal_scale(types[column.index]) or 0) <= 2
+                        and decimal_scale(types[column.index]) is not None)]
     if not amounts:
         return
     counts = con.execute(
-        "select " + ", ".join(f"count(*) filter (where regexp_matches({column.source}, '\\.\\d{{3,}}') "
+        # The position test skips the pattern for the usual values with at most two decimals.
+        "select " + ", ".join(f"count(*) filter (where strlen({column.source}) - instr({column.source}, '.') >= 3 "
+                              f"and instr({column.source}, '.') > 0 "
+                              f"and regexp_matches({column.source}, '\\.\\d{{3,}}') "
                               f"and not contains({column.source}, '万'))"
                               for column in amounts) + f" from {relation}"
     ).fetchone()
@@ -285,7 +291,11 @@ def stage_file(
     for name, column in contract.items():
         spec = column_spec(table, name)
         text = texts[name]
-        value, bad = _parse_expression(spec.kind, name, text, column, plan, excel)
+        typed = None
+        if source.column_types is not None and text == f"r.{column.source}":
+            typed = _typed_expression(spec.kind, f"r.t{column.index}", source.column_types[column.index],
+                                      column.multiplier)
+        value, bad = typed or _parse_expression(spec.kind, name, text, column, plan, excel)
         if spec.kind in _CODED_KIND or spec.kind == "boolean":
             user = mapping.value_map(table, name) if mapping else {}
             values = _distinct(con, relation, column.source)
@@ -331,6 +341,48 @@ def stage_file(
     blank_rows = con.execute(f"select count(*) from {relation} r where not ({footer}) and {blank}").fetchone()[0]
     plan.warnings.extend(select.warnings)
     return {"footer_lines": footer_lines, "footer_rows": len(footer_lines), "blank_rows": blank_rows}
+
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
+
+
+def decimal_scale(data_type: str) -> int | None:
+    """Return the scale of a DuckDB DECIMAL(p,s) type name, 0 for integer types, else None."""
+    if data_type in _INTEGER_TYPES:
+        return 0
+    if data_type.startswith("DECIMAL(") and data_type.endswith(")"):
+        return int(data_type[8:-1].split(",")[1])
+    return None
+
+
+def _typed_expression(kind: str, typed: str, data_type: str, multiplier: int):
+    """Return (value SQL, invalid-condition SQL) that uses a typed Parquet column, or None.
+
+    Only types that convert without loss or rounding take this path, so every value gets
+    the same result and the same errors as its text would: dates and timestamps, integers,
+    and decimals with at most two decimals. Everything else is parsed from its text.
+    """
+    if kind == "date" and data_type == "DATE":
+        return f"case when not ll_is_sentinel({typed}) then {typed} end", "false"
+    if kind == "date" and data_type in _TIMESTAMP_TYPES:
+        value = f"cast({typed} as date)"
+        return f"case when not ll_is_sentinel({value}) then {value} end", "false"
+    if kind == "timestamp" and data_type in (*_TIMESTAMP_TYPES, "DATE"):
+        value = f"cast({typed} as timestamp)"
+        return f"case when year({value}) < 2900 then {value} end", "false"
+    if kind == "timestamp" and data_type == "TIMESTAMP WITH TIME ZONE":
+        value = f"timezone('Asia/Shanghai', {typed})"
+        return f"case when year({value}) < 2900 then {value} end", "false"
+    scale = decimal_scale(data_type)
+    if kind == "amount" and scale is not None and scale <= 2:
+        scaled = typed if multiplier == 1 else f"({typed} * {int(multiplier)})"
+        value = f"try_cast({scaled} as decimal(18, 2))"
+        return value, f"({typed} is not null and {value} is null)"
+    if kind == "integer" and scale == 0:
+        value = f"try_cast({typed} as integer)"
+        return value, f"({typed} is not null and {value} is null)"
+    return None
 
 
 def _parse_expression(kind: str, name: str, text: str, column: ColumnPlan, plan: StagePlan, excel: str):
@@ -455,10 +507,18 @@ def _footer_conditions(plan: StagePlan, source: Source) -> tuple[str, str]:
     if loan_id is not None:
         probe.add(loan_id.index)
     probe = [index for index in sorted(probe) if index < len(plan.columns)]
+    types = source.column_types
+    # A typed Parquet column (date, number) cannot hold a footer word, and it is empty exactly
+    # when its value is NULL, so neither test needs its text.
+    text_probe = [index for index in probe if types is None or types[index] == "VARCHAR"]
     footer = " or ".join(
-        f"coalesce(regexp_full_match(r.c{index}, '{FOOTER_PATTERN}'), false)" for index in probe
+        f"coalesce(regexp_full_match(r.c{index}, '{FOOTER_PATTERN}'), false)" for index in text_probe
     ) or "false"
-    blank = " and ".join(f"r.c{index} is null" for index in range(len(plan.columns))) or "true"
+    blank = " and ".join(
+        f"r.t{index} is null" if types is not None and types[index] not in ("VARCHAR", "DOUBLE", "FLOAT")
+        else f"r.c{index} is null"
+        for index in range(len(plan.columns))
+    ) or "true"
     return footer, blank
 
 
