@@ -11,24 +11,14 @@ import statistics
 import time
 from pathlib import Path
 
+from dashboard.common import PAGE_URL_PATHS
 from tests.browser import chromium, error_messages, open_page, running_dashboard
-
-PAGES = (
-    "kpis",
-    "vintage",
-    "survival",
-    "regions",
-    "collections",
-    "compliance",
-    "data_import",
-    "data_download",
-)
 
 
 def _timed_load(browser, base_url: str, page_name: str) -> tuple[float, list[str]]:
     page = browser.new_page()
     start = time.perf_counter()
-    open_page(page, base_url, page_name, timeout=120)
+    open_page(page, base_url, PAGE_URL_PATHS[page_name], timeout=120)
     seconds = time.perf_counter() - start
     errors = error_messages(page)
     page.close()
@@ -39,7 +29,7 @@ def measure_pages(db_path: Path, runs: int) -> dict:
     """Return {page: {first_s, median_s, seconds, errors}} for every page."""
     results: dict = {}
     with running_dashboard(db_path, timeout=120) as base_url, chromium() as browser:
-        for page_name in PAGES:
+        for page_name in PAGE_URL_PATHS:
             try:
                 first_s, errors = _timed_load(browser, base_url, page_name)
                 warm = [_timed_load(browser, base_url, page_name)[0] for _ in range(runs)]

@@ -30,6 +30,10 @@ def _memory(step: dict) -> str:
     return f"{step['peak_rss_bytes'] / GIB:.2f}"
 
 
+def _load(values) -> str:
+    return "/".join(f"{value:.1f}" for value in values) if values else "—"
+
+
 def _verdict(ok: bool | None) -> str:
     if ok is None:
         return "—"
@@ -56,7 +60,9 @@ def append_results(path: Path, results: dict, options) -> None:
         f"- Portfolio: {size.get('loans', 0):,} loans, {size.get('loan_months', 0):,} month-end rows, "
         f"{size.get('collection_actions', 0):,} collection actions (demo, seed {options.seed}, as-of {options.as_of})",
         f"- Timed runs per step: {options.runs} (imports: {options.import_runs})",
-        f"- Started {results.get('started')}, finished {results.get('finished')}",
+        f"- Started {results.get('started')}, finished {results.get('finished')}; load average "
+        f"(1, 5, 15 min) {_load(results.get('load_average_start'))} at the start and "
+        f"{_load(results.get('load_average_end'))} at the end (other work on the machine raises it)",
         "",
     ]
     generate = results.get("generate", {})
@@ -75,6 +81,12 @@ def append_results(path: Path, results: dict, options) -> None:
             ok = None if "error" in step else step["median_s"] < target and step["peak_rss_bytes"] < settings.MEMORY_TARGET_BYTES
             lines.append(f"| {file_format} | {_seconds(step)} | {target:.0f} | {_memory(step)} | {_verdict(ok)} |")
         lines.append("")
+
+    if not results.get("reports"):
+        lines += _pages_section(results)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return
 
     lines += ["### Report tables", "",
               "| report | rows | median s | target s | peak GiB | scan floor s | ÷ floor | pandas s | pandas ÷ LoanLens | results equal | verdict |",
@@ -108,6 +120,13 @@ def append_results(path: Path, results: dict, options) -> None:
         )
     lines.append("")
 
+    lines += _pages_section(results)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _pages_section(results: dict) -> list[str]:
+    lines: list[str] = []
     if "pages" in results:
         lines += ["### Dashboard pages in headless Chromium", "",
                   "| page | first load s | warm median s | target s | verdict |", "|---|---|---|---|---|"]
@@ -121,6 +140,4 @@ def append_results(path: Path, results: dict, options) -> None:
                 f"{settings.PAGE_TARGET_S:.0f} | {_verdict(ok)} |"
             )
         lines.append("")
-
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    return lines

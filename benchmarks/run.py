@@ -157,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-runs", type=int, default=3, help="timed runs of each import")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--skip-reports", action="store_true",
+                        help="measure only the imports (and pages unless --skip-browser)")
     parser.add_argument("--only", help="comma-separated report names to measure (default: all)")
     options = parser.parse_args(argv)
 
     work = Path(options.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"started": dt.datetime.now().isoformat(timespec="seconds")}
+    results: dict = {
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "load_average_start": os.getloadavg(),
+    }
 
     db_path, results["generate"] = generate(work, options.loans, options.seed, options.as_of)
     with duckdb.connect(str(db_path), read_only=True) as con:
@@ -183,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             ])
 
     names = options.only.split(",") if options.only else list(REPORTS)
+    if options.skip_reports:
+        names = []
     results["reports"] = {}
     for name in names:
         report_args = list(REPORTS[name])
@@ -213,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         results["pages"] = browser_page_loads(db_path, options.runs)
 
     results["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+    results["load_average_end"] = os.getloadavg()
     (work / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
 
     from benchmarks.report import append_results
