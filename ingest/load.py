@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 MODES = ("strict", "quarantine")
 # DuckDB buffer-pool limit while importing; temp tables beyond it spill to <database>.tmp.
 # LOANLENS_IMPORT_MEMORY overrides it (a DuckDB size such as '2GB' or '1500MB').
-IMPORT_MEMORY_LIMIT = "3GB"
+IMPORT_MEMORY_LIMIT = "3500MB"
 FILE_LEVEL_RULES = ("missing_column", "duplicate_column")
 
 _LOAN_COLUMNS = [column.name for column in CONTRACT["loans"]]

@@ -4,7 +4,8 @@ Every file becomes a temporary DuckDB relation with columns ``c0 .. c{n-1}`` (VA
 per source column, in source order, already cleaned by ``ll_clean``: trimmed, null tokens
 as NULL), ``c_extra`` (text past the last header column, set
 only on malformed CSV rows) and ``_line`` (1-based source line, header = 1). Types are
-decided later from the whole column, so nothing is guessed from a sample here.
+decided later from the whole column, so nothing is guessed from a sample here. A Parquet
+file is a view that also has its typed columns ``t0 .. t{n-1}`` (see ``_read_parquet``).
 
 Encodings are detected locally: a BOM (UTF-8 or UTF-16), else a full strict UTF-8 decode,
 else GB18030 (a superset of GBK). Files that are not UTF-8 are transcoded to a temporary
