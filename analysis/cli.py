@@ -4,7 +4,8 @@ Each subcommand is a :class:`Command` defined in a topic module (``analysis/kpis
 so on) and listed in :data:`COMMANDS`. Commands share the options ``--db``, ``--out``
 and the dashboard filters, and call the same functions as the pages.
 
-Exit codes: 0 success, 1 no data or a failed computation, 2 usage error.
+Exit codes: 0 success, 1 no data or a failed computation, 2 usage error (an invalid
+option, or an option value the command cannot use, raised as :class:`UsageError`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from analysis.filters import Filters, parse_month
 from queries import db
 
 logger = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """An option value a command cannot use (unknown column, unsupported format); exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,47 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def filters_from_args(args: argparse.Namespace) -> Filters:
     """Build Filters from the parsed shared options (raises ValueError on a bad month)."""
     vintage_from = parse_month(args.vintage_from).replace(day=1) if args.vintage_from else None
+    vintage_to = parse_month(args.vintage_to) if args.vintage_to else None
+    if vintage_from and vintage_to and vintage_from > vintage_to:
+        raise ValueError(
+            f"--vintage-from {args.vintage_from} is after --vintage-to {args.vintage_to}; swap them"
+        )
     return Filters(
         as_of=parse_month(args.as_of) if args.as_of else None,
         products=_split_values(args.product),
         channels=_split_values(args.channel),
-        provinces=_split_values(args.province),
+        provinces=_normalise_provinces(_split_values(args.province)),
         grades=_split_values(args.grade),
         vintage_from=vintage_from,
-        vintage_to=parse_month(args.vintage_to) if args.vintage_to else None,
+        vintage_to=vintage_to,
     )
+
+
+def _normalise_provinces(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Map short names and codes (广东, 440000) to the stored full names (广东省).
+
+    A value that names no Chinese province (a US state in an imported sample, say) is kept
+    as written, because the import stores such values unchanged.
+    """
+    from ingest.regions import normalise_province
+
+    return tuple(normalise_province(value) or value for value in values)
+
+
+def _warn_on_empty_selection(con: duckdb.DuckDBPyConnection, filters: Filters) -> None:
+    """Log a warning when the filters match no loans or the as-of month is past the data."""
+    from queries import run_sql
+    from analysis.filters import FILTERED_LOANS_SQL, latest_month
+
+    matched = run_sql(con, f"select count(*) as loan_count from {FILTERED_LOANS_SQL}", filters.params())
+    if int(matched["loan_count"].iloc[0]) == 0:
+        logger.warning("no loans match the filters %s; the report is empty or all zero", filters.describe())
+    latest = latest_month(con)
+    if filters.as_of and latest and filters.as_of > latest:
+        logger.warning(
+            "--as-of %s is after the latest month in the data (%s); the report ends at %s",
+            filters.as_of.strftime("%Y-%m"), latest.strftime("%Y-%m"), latest.strftime("%Y-%m"),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         command = load_command(name)
         if command is None:
             continue
-        subparser = subparsers.add_parser(name, help=command.help, description=command.help)
+        # argparse formats help text with %-style placeholders, so a literal "95%" must be doubled.
+        help_text = command.help.replace("%", "%%")
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
         add_common_arguments(subparser)
         if command.add_arguments:
             command.add_arguments(subparser)
@@ -149,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot open the database: {error}", file=sys.stderr)
         return 1
     try:
+        _warn_on_empty_selection(con, filters)
         table = command.run(con, args, filters)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ import pandas as pd
 
 import queries
 from analysis.buckets import DEFAULT_BUCKETS, Buckets
-from analysis.cli import Command
+from analysis.cli import Command, UsageError
 from analysis.export import EXCEL_MAX_ROWS, format_from_path
 from analysis.filters import Filters, resolve_as_of
 from queries import db
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 GRAINS = ("loan", "loan-month")
 DOWNLOAD_FORMATS = ("csv", "xlsx", "parquet")
+# The report command also writes JSON, like every other report command.
+CLI_FORMATS = (*DOWNLOAD_FORMATS, "json")
 
 # Prefix of an extra-attribute column (loan_attributes) in a download.
 ATTRIBUTE_PREFIX = "attr:"
@@ -494,13 +496,18 @@ def _cohort_filters(args: argparse.Namespace, filters: Filters) -> CohortFilters
 def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
     """Select the cohort and build the table; the audit row is written after the file."""
     if not args.out:
-        raise ValueError("cohort downloads are audited with the file's hash; pass --out FILE")
+        raise UsageError("cohort downloads are audited with the file's hash; pass --out FILE")
     file_format = format_from_path(args.out)
-    if file_format not in DOWNLOAD_FORMATS:
-        raise ValueError(f"cohort downloads are CSV, .xlsx or Parquet; got {args.out!r}")
-    cohort_filters = _cohort_filters(args, filters)
-    columns = list(_split([args.columns])) if args.columns else default_columns(args.grain)
-    check_columns(con, args.grain, columns)
+    if file_format not in CLI_FORMATS:
+        raise UsageError(f"cohort downloads are CSV, .xlsx, Parquet or JSON; got {args.out!r}")
+    try:
+        cohort_filters = _cohort_filters(args, filters)
+        columns = list(_split([args.columns])) if args.columns else default_columns(args.grain)
+        check_columns(con, args.grain, columns)
+    except UsageError:
+        raise
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     selection = select_loans(con, cohort_filters)
     table = cohort_table(con, selection, args.grain, columns)
     if file_format == "xlsx" and len(table) + 1 > EXCEL_MAX_ROWS:

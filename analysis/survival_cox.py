@@ -34,7 +34,7 @@ from lifelines import CoxPHFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import proportional_hazard_test
 
-from analysis.cli import Command
+from analysis.cli import Command, UsageError
 from analysis.filters import Filters
 from analysis.survival_data import (
     ATTRIBUTE_PREFIX,
@@ -522,7 +522,7 @@ def _run_cox(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: 
     known = {*SEGMENT_COLUMNS, *NUMERIC_COLUMNS}
     unknown = [name for name in covariates if name not in known and not name.startswith(ATTRIBUTE_PREFIX)]
     if not covariates or unknown:
-        raise ValueError(
+        raise UsageError(
             f"--covariates must list columns from {', '.join(sorted(known))} or "
             f"{ATTRIBUTE_PREFIX}<extra attribute>; got unknown {unknown or covariates!r}"
         )

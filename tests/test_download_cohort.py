@@ -277,14 +277,14 @@ def test_cli_loan_month_grain(portfolio, tmp_path, run_in_process):
 
 def test_cli_rejects_unknown_column(portfolio, tmp_path, run_in_process):
     code, stderr = run_in_process("--db", str(portfolio), "--out", str(tmp_path / "x.csv"), "--columns", "loan_id,id_card")
-    assert code == 1
+    assert code == 2  # a usage error: the column is not on the allow-list
     assert "id_card" in stderr
     assert len(_audit(portfolio)) == 0
 
 
 def test_cli_requires_out(portfolio, run_in_process):
     code, stderr = run_in_process("--db", str(portfolio))
-    assert code == 1
+    assert code == 2
     assert "--out" in stderr
 
 
