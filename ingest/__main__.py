@@ -4,7 +4,8 @@ Exit codes of ``load``: 0 when every file loaded (in quarantine mode some rows m
 the rejects table); 1 when the load was rejected (strict mode, any error), when any file
 was rejected in full (quarantine mode: unreadable, a file-level error such as a missing
 column, or no valid row), or when the load failed and was rolled back; 2 for a usage error
-(bad options, unknown table, missing loans file). ``status`` exits 1 when the database file
+(bad options, unknown table, an input file that does not exist, no loans file for an empty
+database). ``status`` exits 1 when the database file
 does not exist.
 
 Printed summaries follow ``--lang`` (default ``$LOANLENS_LANG``, else zh); log lines on
@@ -46,6 +47,9 @@ def _build_parser() -> argparse.ArgumentParser:
     load.add_argument("--mode", choices=("strict", "quarantine"), default="strict",
                       help="strict: any error rejects everything (default); quarantine: good rows load")
     load.add_argument("--mapping", help="column mapping TOML file")
+    load.add_argument("--encoding", metavar="ENC",
+                      help="text encoding of the CSV files, e.g. big5 (default: detected); for one file only "
+                           "write loans=big5 (names: loans, months, installments, actions; comma-separated)")
     load.add_argument("--report", help="write the full report as JSON to this file; the rejects CSV goes beside it")
     load.add_argument("--as-of", dest="as_of", help="data as-of date YYYY-MM-DD (default: today)")
     load.add_argument("--lang", choices=LANGS, default=_default_lang(),
@@ -81,18 +85,25 @@ def _run_load(args, parser) -> int:
     from ingest.load import UsageError, load_files
     from ingest.mapping import MappingError, load_mapping
 
+    import messages
+
     files = {table: Path(getattr(args, table)) for table in TABLES if getattr(args, table)}
     if not files:
-        parser.error("give at least --loans FILE")
+        parser.error("give --loans FILE, or --months/--installments/--actions FILE for loans already "
+                     "in the database")
+    for path in files.values():
+        if not path.is_file():
+            parser.error(messages.t("ingest.cli.file_not_found", args.lang, path=str(path.resolve())))
     try:
         mapping = load_mapping(args.mapping) if args.mapping else None
     except (OSError, MappingError) as error:
         parser.error(f"cannot use mapping file {args.mapping}: {error}")
+    encoding = _encoding_option(args.encoding, parser)
     rejects_dir = Path(args.report).resolve().parent if args.report else None
     bar, update = _progress_bar()
     try:
         report = load_files(args.db, files, mode=args.mode, mapping=mapping, as_of=args.as_of,
-                            progress=update, rejects_dir=rejects_dir)
+                            progress=update, rejects_dir=rejects_dir, encoding=encoding)
     except UsageError as error:
         bar.close()
         parser.error(str(error))
@@ -106,6 +117,21 @@ def _run_load(args, parser) -> int:
         report.write_json(args.report)
     print(report.summary(args.lang))
     return EXIT_OK if report.ok and not report.files_rejected else EXIT_REJECTED
+
+
+def _encoding_option(value: str | None, parser) -> str | dict[str, str] | None:
+    """Return one encoding for every file, or table -> encoding for 'loans=big5,months=utf-8'."""
+    if not value or "=" not in value:
+        return value
+    tables = {option.lstrip("-"): table for table, option in OPTIONS.items()}
+    out = {}
+    for part in value.split(","):
+        name, _, encoding = part.partition("=")
+        if name.strip() not in tables or not encoding.strip():
+            parser.error(f"--encoding {value!r}: write ENC, or NAME=ENC pairs with NAME one of "
+                         f"{', '.join(tables)}")
+        out[tables[name.strip()]] = encoding.strip()
+    return out
 
 
 def _run_status(args) -> int:

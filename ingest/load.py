@@ -9,6 +9,11 @@ Idempotency: loans are upserted by loan_id (their attributes replaced); a loan_m
 replaces every row of the snapshot months it contains; an installments file replaces all
 installments of its loans (and their derived months); a collection_actions file replaces
 the actions with the same (loan_id, action_time).
+
+Demo data: when the database holds the demo portfolio (app_meta 'dataset' = 'demo'), a load
+that writes any row first removes every row of the demo loads in the same transaction, so
+simulated and real loans never mix; a load that is rejected leaves the demo as it was.
+Every load that writes rows sets 'dataset' to 'user'.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ MODES = ("strict", "quarantine")
 # DuckDB buffer-pool limit while importing; temp tables beyond it spill to <database>.tmp.
 # LOANLENS_IMPORT_MEMORY overrides it (a DuckDB size such as '2GB' or '1500MB').
 IMPORT_MEMORY_LIMIT = "3500MB"
-FILE_LEVEL_RULES = ("missing_column", "duplicate_column")
+FILE_LEVEL_RULES = ("missing_column", "duplicate_column", "encoding_suspect")
 
 _LOAN_COLUMNS = [column.name for column in CONTRACT["loans"]]
 _MONTH_COLUMNS = ["loan_id", "snapshot_date", "dpd", "outstanding_principal", "overdue_principal",
@@ -51,6 +56,7 @@ _MONTH_COLUMNS = ["loan_id", "snapshot_date", "dpd", "outstanding_principal", "o
                   "recovered_amount"]
 _INSTALLMENT_COLUMNS = [column.name for column in CONTRACT["installments"]]
 _ACTION_COLUMNS = [column.name for column in CONTRACT["collection_actions"]]
+DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects")
 
 
 class UsageError(ValueError):
@@ -88,6 +94,7 @@ def load_files(
     progress: Callable[[float, str], None] | None = None,
     display_names: dict[str, str] | None = None,
     rejects_dir=None,
+    encoding: str | dict[str, str] | None = None,
 ) -> LoadReport:
     """Import loan-tape files into the database at ``db_path`` in one transaction.
 
@@ -106,6 +113,9 @@ def load_files(
         Table -> file name to report and record instead of the path's name.
     rejects_dir
         Folder for ``rejects-<load ids>.csv`` listing every rejected row; None writes no CSV.
+    encoding
+        Text encoding of the CSV files (such as 'big5'), for every file or per table; it
+        overrides the mapping's ``encoding`` and the automatic detection.
 
     Raises
     ------
@@ -118,21 +128,26 @@ def load_files(
     if unknown:
         raise UsageError(f"unknown table(s) {', '.join(unknown)}; use {', '.join(TABLES)}")
     if not files:
-        raise UsageError("no files given; pass at least a loans file")
+        raise UsageError("no files given; pass a loans file, or a loan_months, installments or "
+                         "collection_actions file for loans already in the database")
     as_of_date = _parse_as_of(as_of)
+    encodings = _check_encodings(encoding, files)
     con = db.connect(db_path)
     try:
-        has_loans = con.execute("select count(*) > 0 from loans").fetchone()[0]
-        has_months = con.execute("select count(*) > 0 from loan_months").fetchone()[0]
+        on_demo = db.get_meta(con, "dataset") == "demo"
+        # The demo is removed by this load, so its loans and months do not count.
+        has_loans = not on_demo and con.execute("select count(*) > 0 from loans").fetchone()[0]
+        has_months = not on_demo and con.execute("select count(*) > 0 from loan_months").fetchone()[0]
         if "loans" not in files and not has_loans:
-            raise UsageError("a loans file is required because the database contains no loans yet")
+            raise UsageError("a loans file is required because the database contains no loans yet"
+                             + (" (the demo portfolio is removed by the first import)" if on_demo else ""))
         if not ({"loan_months", "installments"} & files.keys()) and not has_months and "loans" in files:
             raise UsageError(
                 "a loan_months or installments file is required with the loans file, because "
                 "the database contains no month-end data yet"
             )
         loader = _Loader(con, {t: Path(p) for t, p in files.items()}, mode, mapping, as_of_date,
-                         progress, display_names or {}, rejects_dir)
+                         progress, display_names or {}, rejects_dir, encodings, on_demo)
         with _import_settings(con):
             return loader.run()
     finally:
@@ -171,8 +186,27 @@ class _import_settings:
         return False
 
 
+def _check_encodings(encoding, files: dict) -> dict[str, str]:
+    """Return table -> Python codec name for the encodings forced by the caller."""
+    import codecs
+
+    if encoding is None:
+        return {}
+    chosen = {table: encoding for table in files} if isinstance(encoding, str) else dict(encoding)
+    out = {}
+    for table, name in chosen.items():
+        if not name:
+            continue
+        try:
+            out[table] = codecs.lookup(name).name
+        except LookupError as error:
+            raise UsageError(f"unknown encoding {name!r}; use a name such as utf-8, gb18030 or big5") from error
+    return out
+
+
 class _Loader:
-    def __init__(self, con, files, mode, mapping, as_of, progress, display_names, rejects_dir):
+    def __init__(self, con, files, mode, mapping, as_of, progress, display_names, rejects_dir,
+                 encodings=None, on_demo=False):
         self.con = con
         self.files = {table: files[table] for table in TABLES if table in files}
         self.mode = mode
@@ -181,6 +215,8 @@ class _Loader:
         self.progress = progress
         self.display_names = display_names
         self.rejects_dir = Path(rejects_dir) if rejects_dir else None
+        self.encodings = encodings or {}
+        self.on_demo = on_demo
         self.report = LoadReport(ok=False, mode=mode, as_of=as_of.isoformat())
         self.plans: dict[str, StagePlan] = {}
         self.sources: dict[str, Source] = {}
@@ -246,8 +282,10 @@ class _Loader:
         report = FileReport(self._name(table), table)
         self.file_reports[table] = report
         sheet = self.mapping.sheet(table) if self.mapping else None
+        forced = self.encodings.get(table) or (self.mapping.encoding(table) if self.mapping else None)
         try:
-            source = read_source(self.con, path, f"raw_{table}", sheet=sheet, temp_dir=temp_dir)
+            source = read_source(self.con, path, f"raw_{table}", sheet=sheet, temp_dir=temp_dir,
+                                 encoding=forced)
         except SourceError as error:
             self.source_errors[table] = error
             if path.is_file():
@@ -265,7 +303,12 @@ class _Loader:
 
         plan = plan_file(self.con, table, source, self.mapping)
         self.plans[table] = plan
+        if source.encoding_suspect and not any(column.matched_by in ("alias", "mapping") for column in plan.columns):
+            # Garbled headers: report the likely cause instead of only the missing columns.
+            plan.file_errors.insert(0, ("encoding_suspect", "", source.encoding or ""))
         for column in plan.columns:
+            if column.matched_by == "free_text":
+                report.columns_free_text.append(column.header)
             if column.target == "attribute":
                 report.columns_attributes.append(column.header)
             elif column.target.startswith("pii:") or column.target == "ignore":
@@ -278,7 +321,8 @@ class _Loader:
                              for name, percent in plan.rate_percent.items()}
         footer = stage_file(self.con, plan, source, self.mapping, secret)
         report.footer_rows = footer["footer_rows"] + footer["blank_rows"]
-        report.warnings.extend(plan.warnings)
+        report.warnings.extend(warning.text("en") for warning in plan.warnings)
+        report.warnings_zh.extend(warning.text("zh") for warning in plan.warnings)
         if table != "loans" and plan.attributes():
             report.columns_not_stored = [column.header for column in plan.attributes()]
             logger.warning("%s: unmatched columns not stored (only loans keeps attributes): %s",
@@ -295,10 +339,10 @@ class _Loader:
             validate.check_rows(self.con, plan, self.as_of)
             validate.check_keys(self.con, plan)
             validate.file_level_errors(self.con, plan)
-        validate.build_known_loans(self.con, self.plans.get("loans"), self.mode)
+        validate.build_known_loans(self.con, self.plans.get("loans"), self.mode, use_database=not self.on_demo)
         for table in self.files:
             if table in self.plans and not self._file_rejected(table):
-                validate.check_references(self.con, self.plans[table])
+                validate.check_references(self.con, self.plans[table], use_database=not self.on_demo)
             if table in self.plans:
                 validate.fill_error_values(self.con, table)
 
@@ -370,10 +414,32 @@ class _Loader:
                  message or json.dumps(report.counts_by_rule, ensure_ascii=False)],
             )
 
+    def _writes_rows(self) -> bool:
+        return any(self.file_reports[table].rows_loaded > 0 for table in self.plans
+                   if not self._file_rejected(table))
+
+    def _remove_demo(self) -> None:
+        """Delete every row of the demo loads and mark them removed (inside the transaction)."""
+        con = self.con
+        ids = [row[0] for row in con.execute(
+            "select load_id from load_log where mode = 'demo' and result = 'loaded'").fetchall()]
+        loans = con.execute("select count(*) from loans where list_contains($ids, load_id)",
+                            {"ids": ids}).fetchone()[0]
+        for table in DATA_TABLES:
+            con.execute(f"delete from {table} where list_contains($ids, load_id)", {"ids": ids})
+        con.execute("update load_log set result = 'removed', removed_at = now()::timestamp "
+                    "where list_contains($ids, load_id)", {"ids": ids})
+        self.report.demo_removed = True
+        self.report.demo_loans_removed = loans
+        logger.info("removed the demo portfolio before the import: %s loans (loads %s)", loans, ids)
+
     def _write(self) -> None:
         con = self.con
+        writes = self._writes_rows()
         con.execute("begin transaction")
         try:
+            if self.on_demo and writes:
+                self._remove_demo()
             for table in self.files:
                 if table not in self.plans or self._file_rejected(table):
                     continue
@@ -398,11 +464,15 @@ class _Loader:
             self._insert_log_rows()
             if self.mode == "quarantine":
                 self._insert_rejects()
+            if writes:
+                db.set_meta(con, "dataset", "user")
             con.execute("commit")
         except Exception as error:
             con.execute("rollback")
             logger.exception("load failed and was rolled back")
             self.report.load_ids = {}
+            self.report.demo_removed = False
+            self.report.demo_loans_removed = 0
             self._record_attempt("failed", f"{type(error).__name__}: {error}")
             raise
 
@@ -481,6 +551,10 @@ class _Loader:
         con.execute("create or replace temp table months_replaced as "
                     "select distinct last_day(snapshot_date) as m from acc_loan_months")
         months = [row[0] for row in con.execute("select m from months_replaced order by m").fetchall()]
+        # Rows of these months that belong to loans not in this file are replaced too (dropped).
+        self.file_reports["loan_months"].rows_replaced_other_loans = con.execute(
+            "select count(*) from loan_months lm where lm.snapshot_date in (select r.m from months_replaced r) "
+            "and not exists (select 1 from acc_loan_months a where a.loan_id = lm.loan_id)").fetchone()[0]
         con.execute("delete from loan_months where snapshot_date in (select m from months_replaced)")
         con.execute(f"insert into loan_months ({', '.join(_MONTH_COLUMNS)}, is_derived, load_id) "
                     f"select {', '.join(expressions)}, false, $load_id from acc_loan_months", {"load_id": load_id})
@@ -580,18 +654,14 @@ class _Loader:
             frames.append(frame)
         table_frame = pd.concat(frames) if frames else pd.DataFrame()
         if not table_frame.empty:
-            table_frame["reason_en"] = [
-                make_error(f, line, column, value, rule).message_en
-                for f, line, column, value, rule in zip(table_frame.file_name, table_frame.line_no,
-                                                        table_frame.column_name, table_frame.value,
-                                                        table_frame.rule)
-            ]
-            table_frame["reason_zh"] = [
-                make_error(f, line, column, value, rule).message_zh
-                for f, line, column, value, rule in zip(table_frame.file_name, table_frame.line_no,
-                                                        table_frame.column_name, table_frame.value,
-                                                        table_frame.rule)
-            ]
+            errors = [make_error(f, line, column, value, rule)
+                      for f, line, column, value, rule in zip(table_frame.file_name, table_frame.line_no,
+                                                              table_frame.column_name, table_frame.value,
+                                                              table_frame.rule)]
+            table_frame["reason_en"] = [error.message_en for error in errors]
+            table_frame["reason_zh"] = [error.message_zh for error in errors]
+            table_frame["fix_en"] = [error.fix_en for error in errors]
+            table_frame["fix_zh"] = [error.fix_zh for error in errors]
         table_frame.to_csv(path, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
         self.report.rejects_csv = str(path)
 

@@ -4,11 +4,12 @@ Format (every section optional; ``[all]`` applies to every table)::
 
     [loans]
     sheet = "放款明细"              # .xlsx sheet to read
+    encoding = "big5"               # text encoding of a CSV file (default: detected)
 
     [loans.columns]
     "借款编号" = "loan_id"
     "客户等级" = "grade"
-    "备注" = "attribute"            # keep as a text attribute
+    "备注" = "attribute"            # keep a free-text column (dropped by default)
     "证件号" = "pii:idcard"         # ID-card number: region, age, gender kept, number dropped
     "微信号" = "pii:hash"           # replaced by a keyed hash
     "家属姓名" = "pii:drop"         # dropped
@@ -47,6 +48,7 @@ class TableMapping:
     columns: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     sheet: str | None = None
+    encoding: str | None = None
 
 
 @dataclass
@@ -76,7 +78,10 @@ class ColumnMapping:
                 )
             if not isinstance(section, dict):
                 raise MappingError(f"mapping section [{table}] must be a table, got {section!r}")
-            table_mapping = TableMapping(sheet=section.get("sheet"))
+            encoding = section.get("encoding")
+            if encoding is not None:
+                _check_encoding(table, encoding)
+            table_mapping = TableMapping(sheet=section.get("sheet"), encoding=encoding)
             for header, target in section.get("columns", {}).items():
                 _check_target(table, header, target)
                 table_mapping.columns[str(header)] = str(target)
@@ -94,6 +99,8 @@ class ColumnMapping:
             lines.append(f"[{table}]")
             if table_mapping.sheet:
                 lines.append(f"sheet = {_quote(table_mapping.sheet)}")
+            if table_mapping.encoding:
+                lines.append(f"encoding = {_quote(table_mapping.encoding)}")
             lines.append("")
             if table_mapping.columns:
                 lines.append(f"[{table}.columns]")
@@ -122,6 +129,14 @@ class ColumnMapping:
             out.update(self.tables.get(name, TableMapping()).values.get(column, {}))
         return out
 
+    def encoding(self, table: str) -> str | None:
+        """Return the text encoding configured for ``table`` (or ``all``), if any."""
+        for name in (table, "all"):
+            encoding = self.tables.get(name, TableMapping()).encoding
+            if encoding:
+                return encoding
+        return None
+
     def sheet(self, table: str) -> str | None:
         """Return the .xlsx sheet name configured for ``table``, if any."""
         for name in (table, "all"):
@@ -129,6 +144,18 @@ class ColumnMapping:
             if sheet:
                 return sheet
         return None
+
+
+def _check_encoding(table: str, encoding) -> None:
+    import codecs
+
+    if not isinstance(encoding, str):
+        raise MappingError(f"[{table}] encoding must be a string, got {encoding!r}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError as error:
+        raise MappingError(f"[{table}] encoding {encoding!r} is not a known encoding; "
+                           f"use a name such as utf-8, gb18030 or big5") from error
 
 
 def _check_target(table: str, header: str, target) -> None:

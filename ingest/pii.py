@@ -36,6 +36,17 @@ _HASH_EXACT = ("tel", "telephone", "电话")
 _NOT_PERSONAL = ("认证", "验证", "是否")
 
 
+# Free-text columns (normalised header words): they may name people, which no pattern can
+# find reliably, so unmatched ones are dropped unless the mapping keeps them as attributes.
+_FREE_TEXT_WORDS = ("备注", "说明", "摘要", "描述", "附言")
+_FREE_TEXT_EXACT = ("remark", "remarks", "note", "notes", "comment", "comments", "memo", "description")
+
+
+def is_free_text(key: str) -> bool:
+    """Return True for a normalised header of a free-text column (备注, remarks ...)."""
+    return key in _FREE_TEXT_EXACT or any(word in key for word in _FREE_TEXT_WORDS)
+
+
 def header_action(key: str) -> str | None:
     """Return 'pii:idcard', 'pii:drop', 'pii:hash' or None for a normalised header key."""
     if any(word in key for word in _NOT_PERSONAL):

@@ -29,10 +29,15 @@ class Preview:
     file_format: str = "csv"
     sheet: str | None = None
     row_count: int = 0
+    # Read as GB18030 but looks garbled: probably Big5 or another encoding (see ingest.readers).
+    encoding_suspect: bool = False
 
 
-def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=None, n_rows: int = 20) -> Preview:
+def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=None, n_rows: int = 20,
+                 encoding: str | None = None) -> Preview:
     """Read ``path`` and propose a column mapping for ``table``.
+
+    ``encoding`` forces the text encoding of a CSV file (else the mapping's, else detected).
 
     The whole file is read (in memory, nothing is stored) so that personal-data detection
     by value pattern checks every row, as the import does.
@@ -45,7 +50,9 @@ def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=N
         sqlfuncs.install(con)
         with tempfile.TemporaryDirectory(prefix="loanlens-preview-") as temp_dir:
             sheet = sheet or (mapping.sheet(table) if mapping else None)
-            source = read_source(con, path, "raw_preview", sheet=sheet, temp_dir=Path(temp_dir))
+            encoding = encoding or (mapping.encoding(table) if mapping else None)
+            source = read_source(con, path, "raw_preview", sheet=sheet, temp_dir=Path(temp_dir),
+                                 encoding=encoding)
             try:
                 plan = plan_file(con, table, source, mapping)
                 columns = ", ".join(f"c{i}" for i in range(len(source.headers)))
@@ -65,4 +72,4 @@ def preview_file(path, table: str, mapping: ColumnMapping | None = None, sheet=N
             frame.iloc[:, column.index] = "***"
     unmatched = [name for rule, name, _ in plan.file_errors if rule == "missing_column"]
     return Preview(source.encoding, source.delimiter, source.headers, frame, proposed, unmatched,
-                   source.file_format, source.sheet, source.rows)
+                   source.file_format, source.sheet, source.rows, source.encoding_suspect)

@@ -10,6 +10,9 @@ file is a view that also has its typed columns ``t0 .. t{n-1}`` (see ``_read_par
 Encodings are detected locally: a BOM (UTF-8 or UTF-16), else a full strict UTF-8 decode,
 else GB18030 (a superset of GBK). Files that are not UTF-8 are transcoded to a temporary
 UTF-8 copy because DuckDB's CSV reader reads UTF-8 only without its encodings extension.
+GB18030 decodes almost any bytes, so a file read as GB18030 whose header or first rows are
+mostly characters outside common Chinese text is flagged (``Source.encoding_suspect``): it
+is probably Big5 or another encoding. A caller can force the encoding instead.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class Source:
     sha256: str | None = None  # set when the reader hashed the bytes on the way
     # DuckDB types of the typed columns t0.. (Parquet only); None for text sources.
     column_types: list[str] | None = None
+    # Decoded as GB18030 but the text looks garbled (probably Big5 or another encoding).
+    encoding_suspect: bool = False
+    sample: str = ""  # decoded text of the first data lines (CSV only)
     temp_files: list[Path] = field(default_factory=list)
 
     def cleanup(self) -> None:
@@ -204,6 +210,31 @@ def _scan_detecting(path: Path, temp_dir: Path) -> _Scan:
         ) from error
 
 
+# Share of non-ASCII characters outside common Chinese text that marks a garbled decode.
+SUSPECT_SHARE = 0.3
+_SUSPECT_MIN_CHARS = 4
+
+
+def _uncommon(char: str) -> bool:
+    """True for a character rare in Chinese loan tapes: outside GB2312, kana, private use."""
+    code = ord(char)
+    if 0x3040 <= code <= 0x30FF or 0xE000 <= code <= 0xF8FF or code > 0xFFFF or 0x3400 <= code <= 0x4DBF:
+        return True
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def looks_garbled(text: str) -> bool:
+    """Return True when most non-ASCII characters of ``text`` are uncommon (see ``_uncommon``)."""
+    wide = [char for char in text if ord(char) > 127 and not char.isspace()]
+    if len(wide) < _SUSPECT_MIN_CHARS:
+        return False
+    return sum(map(_uncommon, wide)) / len(wide) >= SUSPECT_SHARE
+
+
 def _sniff_delimiter(sample: str) -> str:
     lines = sample.splitlines()
     if len(lines) > 1 and not sample.endswith("\n"):
@@ -233,9 +264,13 @@ def _read_header(sample: str, delimiter: str) -> tuple[list[str], int]:
 
 def read_source(
     con: duckdb.DuckDBPyConnection, path: Path, relation: str, *, sheet: str | None = None,
-    temp_dir: Path,
+    temp_dir: Path, encoding: str | None = None,
 ) -> Source:
-    """Read ``path`` into the temporary relation ``relation`` (see the module docstring)."""
+    """Read ``path`` into the temporary relation ``relation`` (see the module docstring).
+
+    ``encoding`` (a Python codec name) forces the text encoding of a CSV file; it is
+    ignored for .xlsx and Parquet files.
+    """
     kind = file_format(path)
     if not path.is_file():
         raise SourceError("file_not_found", f"{path}: file not found")
@@ -243,7 +278,29 @@ def read_source(
         return _read_xlsx(con, path, relation, sheet)
     if kind == "parquet":
         return _read_parquet(con, path, relation)
-    return _read_csv(con, path, relation, temp_dir)
+    if encoding:
+        return _load_csv(con, path, relation, _scan_forced(path, encoding, temp_dir))
+    source = _read_csv(con, path, relation, temp_dir)
+    if source.encoding == "gb18030":
+        source.encoding_suspect = looks_garbled("".join(source.headers)) or looks_garbled(source.sample)
+        if source.encoding_suspect:
+            logger.warning("%s: decoded as GB18030 but the text looks garbled; it may be Big5 or "
+                           "another encoding", path.name)
+    return source
+
+
+def _scan_forced(path: Path, encoding: str, temp_dir: Path) -> _Scan:
+    name = codecs.lookup(encoding).name
+    if name == "utf-8":
+        with path.open("rb") as handle:
+            if handle.read(3) == codecs.BOM_UTF8:
+                name = "utf-8-sig"
+    try:
+        return _scan(path, name, temp_dir)
+    except SourceError as error:
+        raise SourceError(
+            "encoding_mismatch", f"{path.name}: the file is not valid {name} text", detail=name,
+        ) from error
 
 
 def _read_csv(con, path: Path, relation: str, temp_dir: Path) -> Source:
@@ -350,7 +407,8 @@ def _load_csv(con, path: Path, relation: str, scan: _Scan) -> Source:
         scan.worker.join()
     _attach_line_numbers(con, base, relation, scan, header_lines)
     rows = con.execute(f"select count(*) from {base}").fetchone()[0]
-    source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows, sha256=scan.sha256)
+    source = Source(path, "csv", relation, headers, encoding, delimiter, rows=rows, sha256=scan.sha256,
+                    sample="\n".join(scan.sample.splitlines()[1:200]))
     if scan.utf8_path != path:
         source.temp_files.append(scan.utf8_path)
     logger.info("read %s: %s rows, encoding %s, delimiter %r", path.name, rows, encoding, delimiter)

@@ -62,12 +62,17 @@ class FileReport:
     # loans file has an attribute table, so these values are read but not stored.
     columns_not_stored: list[str] = field(default_factory=list)
     columns_personal: dict[str, str] = field(default_factory=dict)
+    # Free-text columns (备注, remarks ...) dropped as personal data; also in columns_personal.
+    columns_free_text: list[str] = field(default_factory=list)
     rate_scale: dict[str, str] = field(default_factory=dict)
     amount_totals: dict[str, str] = field(default_factory=dict)
     file_amount_totals: dict[str, str] = field(default_factory=dict)
     months_replaced: list[str] = field(default_factory=list)
+    # Rows of the replaced months that belonged to loans not in this file (now deleted).
+    rows_replaced_other_loans: int = 0
     derived_months: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # English texts
+    warnings_zh: list[str] = field(default_factory=list)  # the same warnings in Chinese
     load_id: int | None = None
     counts_by_rule: dict[str, int] = field(default_factory=dict)
     result: str = ""  # load_log result: 'loaded', or 'rejected' when no row of the file loaded
@@ -86,6 +91,9 @@ class LoadReport:
     counts_by_rule: dict[str, int] = field(default_factory=dict)
     rejects_csv: str | None = None
     seconds: float = 0.0
+    # True when this load removed the demo portfolio first (see ingest.load), with its loan count.
+    demo_removed: bool = False
+    demo_loans_removed: int = 0
 
     @property
     def files_rejected(self) -> list[str]:
@@ -115,6 +123,9 @@ class LoadReport:
         else:
             key = "ingest.summary.ok"
         lines = [messages.t(key, lang, mode=self.mode, files=", ".join(self.files_rejected))]
+        if self.demo_removed:
+            lines.append(messages.t("ingest.summary.demo_removed", lang, loans=f"{self.demo_loans_removed:,}"))
+        failed = [report.file_name for report in self.files if report.counts_by_rule]
         for report in self.files:
             lines.append(messages.t(
                 "ingest.summary.file", lang, file=report.file_name, table=report.table,
@@ -123,14 +134,24 @@ class LoadReport:
             ))
             for rule, count in sorted(report.counts_by_rule.items()):
                 lines.append(messages.t("ingest.summary.rule", lang, rule=rule, count=count))
-            for warning in report.warnings:
+            if report.rows_rejected and not report.counts_by_rule and failed:
+                lines.append(messages.t("ingest.summary.not_loaded_other_file", lang, files=", ".join(failed)))
+            for warning in (report.warnings_zh if lang == "zh" else report.warnings):
                 lines.append(f"  ! {warning}")
+            if report.rows_replaced_other_loans and report.months_replaced:
+                key = "ingest.summary.months_other_loans" if len(report.months_replaced) > 1 \
+                    else "ingest.summary.month_other_loans"
+                lines.append(messages.t(key, lang, first=report.months_replaced[0],
+                                        months=len(report.months_replaced),
+                                        rows=f"{report.rows_replaced_other_loans:,}"))
             if report.columns_not_stored:
                 lines.append(messages.t("ingest.summary.not_stored", lang,
                                         columns=", ".join(report.columns_not_stored)))
             if report.columns_personal:
                 columns = ", ".join(f"{name} -> {action}" for name, action in report.columns_personal.items())
                 lines.append(messages.t("ingest.summary.personal", lang, columns=columns))
+            if report.columns_free_text:
+                lines.append(messages.t("ingest.summary.free_text", lang, columns=", ".join(report.columns_free_text)))
         shown = 0
         for error in self.errors:
             if shown >= 10:

@@ -49,12 +49,25 @@ class ColumnPlan:
     index: int
     header: str
     target: str  # contract column, 'attribute', 'ignore', 'pii:drop', 'pii:hash', 'pii:idcard'
-    matched_by: str  # 'alias', 'mapping', 'header', 'values'
+    matched_by: str  # 'alias', 'mapping', 'header', 'values', 'free_text'
     multiplier: int = 1
 
     @property
     def source(self) -> str:
         return f"c{self.index}"
+
+
+@dataclass
+class PlanWarning:
+    """A note about a file that does not stop the import; texts in messages/ingest.toml."""
+
+    key: str  # catalog key under ingest.warning
+    params: dict = field(default_factory=dict)
+
+    def text(self, lang: str) -> str:
+        import messages
+
+        return messages.t(f"ingest.warning.{self.key}", lang, **self.params)
 
 
 @dataclass
@@ -65,7 +78,7 @@ class StagePlan:
     columns: list[ColumnPlan]
     file_errors: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, column, value)
     rate_percent: dict[str, bool] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
 
     def contract(self) -> dict[str, ColumnPlan]:
         return {plan.target: plan for plan in self.columns if plan.target in _contract_names(self.table)}
@@ -95,6 +108,9 @@ def propose_columns(table: str, headers: list[str], mapping: ColumnMapping | Non
             plans.append(ColumnPlan(index, header, aliases[key], "alias", multiplier))
         elif (action := pii.header_action(key)) is not None:
             plans.append(ColumnPlan(index, header, action, "header", multiplier))
+        elif pii.is_free_text(key):
+            # Free text may hold names, which no pattern finds: dropped unless mapped.
+            plans.append(ColumnPlan(index, header, "pii:drop", "free_text", multiplier))
         elif not key:
             plans.append(ColumnPlan(index, header, "attribute" if header else "ignore", "header"))
         else:
@@ -147,9 +163,7 @@ def _warn_sub_fen_amounts(con, relation: str, plan: StagePlan, seen: dict[str, C
     ).fetchone()
     for column, count in zip(amounts, counts):
         if count:
-            plan.warnings.append(
-                f"{column.header}: {count} value(s) have more than two decimals and were rounded to the fen"
-            )
+            plan.warnings.append(PlanWarning("sub_fen", {"column": column.header, "count": count}))
 
 
 def _detect_personal_values(con, relation: str, plan: StagePlan) -> None:
@@ -238,17 +252,15 @@ def _regions():
 class _Select:
     columns: list[str] = field(default_factory=list)
     joins: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
 
 
 def _warn_unrecognised(select: _Select, column: ColumnPlan, values: list[str]) -> None:
     """Note region names that matched no official name; they are stored as written."""
     if values:
         shown = ", ".join(sorted(values)[:10])
-        select.warnings.append(
-            f"{column.header}: {len(values)} value(s) matched no official region name and are stored "
-            f"as written: {shown}"
-        )
+        select.warnings.append(PlanWarning("unrecognised_region",
+                                           {"column": column.header, "count": len(values), "values": shown}))
 
 
 def stage_file(

@@ -132,6 +132,8 @@ def check_keys(con, plan: StagePlan) -> None:
     keys = [key for key in keys if key in present]
     if "loan_id" not in keys:
         return
+    # A loans file has its own rule, because its fix (one row per loan) differs.
+    rule = "duplicate_loan_id" if table == "loans" else "duplicate_key"
     key_exprs = ["last_day(snapshot_date)" if key == "snapshot_date" else key for key in keys]
     required_keys = [key for key in keys if key != "paid_date"]
     # Group-then-join is cheaper than a window count over millions of rows. Null keys are
@@ -142,7 +144,7 @@ def check_keys(con, plan: StagePlan) -> None:
         con, table,
         f"with repeated as (select {', '.join(f'{expr} as {alias}' for expr, alias in zip(key_exprs, aliases))} "
         f"from stg_{table} where {complete} group by all having count(*) > 1) "
-        f"select s._line, $header, null, 'duplicate_key', $src from stg_{table} s join repeated d on "
+        f"select s._line, $header, null, '{rule}', $src from stg_{table} s join repeated d on "
         + " and ".join(f"d.{alias} is not distinct from s.{expr}" if expr == key else
                        f"d.{alias} is not distinct from {expr.replace('snapshot_date', 's.snapshot_date')}"
                        for expr, alias, key in zip(key_exprs, aliases, keys)),
@@ -158,11 +160,12 @@ def check_keys(con, plan: StagePlan) -> None:
         )
 
 
-def build_known_loans(con, loans_plan: StagePlan | None, mode: str) -> None:
+def build_known_loans(con, loans_plan: StagePlan | None, mode: str, use_database: bool = True) -> None:
     """Create ``known_loans(loan_id, origination_date)``: loans this load keeps plus the database's.
 
     In quarantine mode only loans rows without errors count. In strict mode every parsed
     loans row counts, so that one bad loans row does not also fail its months as unknown loans.
+    With ``use_database`` false (the demo is about to be removed) the database's loans do not count.
     """
     parts = []
     if loans_plan is not None and "loan_id" in loans_plan.contract():
@@ -170,14 +173,15 @@ def build_known_loans(con, loans_plan: StagePlan | None, mode: str) -> None:
         rejected = "and _line not in (select line from err_loans where line is not null)" if mode == "quarantine" else ""
         parts.append(f"select loan_id, {origination} as origination_date, 1 as priority from stg_loans "
                      f"where loan_id is not null {rejected}")
-    parts.append("select loan_id, origination_date, 2 as priority from loans")
+    parts.append("select loan_id, origination_date, 2 as priority from loans"
+                 + ("" if use_database else " where false"))
     con.execute(
         "create or replace temp table known_loans as select loan_id, arg_min(origination_date, priority) "
         f"as origination_date from ({' union all '.join(parts)}) group by loan_id"
     )
 
 
-def check_references(con, plan: StagePlan) -> None:
+def check_references(con, plan: StagePlan, use_database: bool = True) -> None:
     """Check loan ids against known_loans, snapshot months and closed loans."""
     table = plan.table
     present = plan.contract()
@@ -194,7 +198,7 @@ def check_references(con, plan: StagePlan) -> None:
                 f"where s.snapshot_date is not null and k.origination_date is not null "
                 f"and last_day(s.snapshot_date) < last_day(k.origination_date)",
                 {"header": header_label(plan, "snapshot_date"), "src": _source(plan, "snapshot_date")})
-        _check_closed_loans(con, plan)
+        _check_closed_loans(con, plan, use_database)
 
 
 def month_status_sql(plan: StagePlan, alias: str = "") -> str:
@@ -208,7 +212,7 @@ def month_status_sql(plan: StagePlan, alias: str = "") -> str:
     return default
 
 
-def _check_closed_loans(con, plan: StagePlan) -> None:
+def _check_closed_loans(con, plan: StagePlan, use_database: bool = True) -> None:
     """Rows after a loan's first paid_off/charged_off month are errors, except recoveries.
 
     A recovery row after a write-off (status charged_off, outstanding principal 0) is
@@ -232,6 +236,7 @@ def _check_closed_loans(con, plan: StagePlan) -> None:
             from loan_months m
             where m.loan_id in (select loan_id from file_rows)
               and m.snapshot_date not in (select month_end from file_rows)
+              and {str(use_database).lower()}
         ),
         all_rows as (
             select * from file_rows

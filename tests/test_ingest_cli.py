@@ -86,16 +86,16 @@ def test_cli_quarantine_file_rejected_in_full_exits_1(tmp_path):
 def test_cli_unstored_columns_reported(tmp_path):
     db = tmp_path / "db.duckdb"
     loans = write_csv(tmp_path / "loans.csv", LOANS_HEADER, LOANS_ROWS)
-    months = write_csv(tmp_path / "months.csv", MONTHS_HEADER + ["催收备注"],
-                       [row + ["note"] for row in MONTHS_ROWS])
+    months = write_csv(tmp_path / "months.csv", MONTHS_HEADER + ["催收组别"],
+                       [row + ["A组"] for row in MONTHS_ROWS])
     report = tmp_path / "report.json"
     result = _run(["load", "--db", str(db), "--loans", str(loans), "--months", str(months),
                    "--as-of", "2017-12-31", "--report", str(report)], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "未保存的列" in result.stdout
-    assert "催收备注" in result.stdout
+    assert "催收组别" in result.stdout
     data = json.loads(report.read_text(encoding="utf-8"))
-    assert data["files"][1]["columns_not_stored"] == ["催收备注"]
+    assert data["files"][1]["columns_not_stored"] == ["催收组别"]
     assert data["files"][0]["columns_not_stored"] == []
 
 

@@ -160,7 +160,8 @@ def test_every_rule_has_both_texts():
              "outstanding_negative", "invalid_installment_no", "amount_negative", "duplicate_key",
              "inconsistent_schedule", "loan_not_found", "snapshot_before_origination", "row_after_close",
              "missing_column", "duplicate_column", "encoding_unknown", "empty_file", "file_not_found",
-             "unsupported_format", "sheet_not_found"]
+             "unsupported_format", "sheet_not_found", "duplicate_loan_id", "encoding_suspect",
+             "encoding_mismatch"]
     for rule in rules:
         for part in ("message", "fix"):
             for lang in ("zh", "en"):

@@ -12,7 +12,7 @@ import hmac
 import duckdb
 
 from ingest import pii
-from ingest.api import load_files, preview_file
+from ingest.api import ColumnMapping, load_files, preview_file
 from tests.fixtures_ingest import (  # noqa: F401  (secret_file is an autouse fixture)
     ID_NUMBER,
     ID_NUMBER_2,
@@ -120,18 +120,53 @@ def test_unmatched_column_detected_by_values(db_path, tmp_path):
         assert "13812345678" not in value
 
 
-def test_free_text_attribute_masked(db_path, tmp_path):
+def _load_with_mapping(db_path, tmp_path, rows, header, mapping):
+    loans = write_csv(tmp_path / "loans.csv", header, rows)
+    months = write_csv(tmp_path / "months.csv", MONTHS_HEADER,
+                       [[row[0], "2017-12-31", "0", "100", "正常"] for row in rows])
+    return load_files(db_path, {"loans": loans, "loan_months": months}, as_of=AS_OF, mapping=mapping)
+
+
+FREE_TEXT_HEADER = ["借据号", "放款日期", "放款金额", "备注", "Remarks", "还款说明", "营销活动"]
+FREE_TEXT_ROWS = [["L1", "2017-02-03", "1000", "客户张三电话13800138000", "call Li Si", "王五代还", "A"],
+                  ["L2", "2017-02-03", "1000", "正常", "ok", "正常", "B"]]
+
+
+def test_free_text_columns_dropped_by_default(db_path, tmp_path):
+    # Names in free text cannot be found by pattern, so the whole column is dropped.
+    report = _load(db_path, tmp_path, FREE_TEXT_ROWS, FREE_TEXT_HEADER)
+    assert report.ok, report.summary("en")
+    stored = {value for _, _, value in all_text_values(db_path)}
+    for text in ("张三", "Li Si", "王五", "13800138000"):
+        assert not any(text in value for value in stored), text
+    assert table_rows_attributes(db_path) == [("L1", "营销活动", "A"), ("L2", "营销活动", "B")]
+    file_report = report.files[0]
+    assert file_report.columns_free_text == ["备注", "Remarks", "还款说明"]
+    assert {name: file_report.columns_personal[name] for name in file_report.columns_free_text} == {
+        "备注": "pii:drop", "Remarks": "pii:drop", "还款说明": "pii:drop"}
+    assert "自由文本列" in report.summary("zh") and "备注" in report.summary("zh")
+    assert "Free-text columns" in report.summary("en")
+    assert report.to_dict()["files"][0]["columns_free_text"] == ["备注", "Remarks", "还款说明"]
+
+
+def test_free_text_kept_by_mapping_is_masked(db_path, tmp_path):
     header = ["借据号", "放款日期", "放款金额", "备注"]
     rows = [["L1", "2017-02-03", "1000", f"核实身份证{ID_NUMBER}，电话13812345678"],
             ["L2", "2017-02-03", "1000", "正常"]]
-    report = _load(db_path, tmp_path, rows, header)
+    mapping = ColumnMapping.from_toml('[loans.columns]\n"备注" = "attribute"\n')
+    report = _load_with_mapping(db_path, tmp_path, rows, header, mapping)
     assert report.ok
+    assert report.files[0].columns_free_text == []
+    assert report.files[0].columns_attributes == ["备注"]
+    assert table_rows_attributes(db_path) == [("L1", "备注", "核实身份证***，电话***"), ("L2", "备注", "正常")]
+
+
+def table_rows_attributes(db_path) -> list:
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        note = con.execute("select value from loan_attributes where loan_id = 'L1'").fetchone()[0]
+        return con.execute("select loan_id, attribute, value from loan_attributes order by all").fetchall()
     finally:
         con.close()
-    assert note == "核实身份证***，电话***"
 
 
 def test_rejects_raw_row_has_no_personal_data(db_path, tmp_path):
