@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
+from dashboard import chart_axes
+
 COLORSCALE = "OrRd"
 GREY = "#d5d9de"
 GREY_TEXT = "#6b7480"
@@ -273,14 +275,17 @@ def ranking_figure(table: pd.DataFrame, labels: dict[str, str], with_interval: b
 
 def trend_figure(trend: pd.DataFrame, labels: dict[str, str],
                  display_names: dict[str, str] | None = None) -> go.Figure:
-    """Draw the rate by month, one line per region (labels as in ranking_figure)."""
+    """Draw the rate by month, one line per region (labels as in ranking_figure).
+
+    Months are plotted at their first day so that each point sits on its own month's tick.
+    """
     display_names = display_names or {}
     figure = go.Figure()
     for region, rows in trend.groupby("region", sort=False):
         region = display_names.get(region, str(region))
         figure.add_trace(
             go.Scatter(
-                x=pd.to_datetime(rows["month"]),
+                x=chart_axes.month_start(rows["month"]),
                 y=rows["rate"],
                 mode="lines+markers",
                 name=str(region),
@@ -290,7 +295,7 @@ def trend_figure(trend: pd.DataFrame, labels: dict[str, str],
             )
         )
     figure.update_yaxes(tickformat=".1%", title=labels["rate"], rangemode="tozero")
-    figure.update_xaxes(dtick="M1", tickformat="%Y-%m")
+    chart_axes.apply_month_axis(figure, trend["month"].unique())
     figure.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 40},
                          legend={"orientation": "h"})
     return figure

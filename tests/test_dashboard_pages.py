@@ -149,7 +149,7 @@ def test_chinese_kpis_page_texts(random_db, monkeypatch):
     assert "经营概览" in [title.value for title in at.title]
     assert "本月要点" in [header.value for header in at.subheader]
     labels = [metric.label for metric in at.metric]
-    assert labels[:2] == ["在贷余额", "PAR30"]  # columns fill top to bottom
+    assert labels[:2] == ["在贷余额", "在贷笔数"]  # cards fill rows left to right
     assert any("个百分点" in text for text in texts), "rate changes are in 个百分点"
     assert len(at.metric) == 10
 
@@ -179,15 +179,15 @@ def test_kpis_page_matches_cli(random_db, tmp_path, monkeypatch):
 
     at = _render(random_db, "kpis", "zh", monkeypatch)
     shown = {metric.label: metric.value for metric in at.metric}
-    assert shown["在贷余额"] == fmt.format_amount(latest["active_balance"], "zh")
+    assert shown["在贷余额"] == fmt.format_amount(latest["active_balance"], "zh", digits=1)
     assert shown["在贷笔数"] == fmt.format_count(latest["active_loans"], "zh")
-    assert shown["新增放款金额"] == fmt.format_amount(latest["new_amount"], "zh")
+    assert shown["新增放款金额"] == fmt.format_amount(latest["new_amount"], "zh", digits=1)
     assert shown["M1+逾期率（余额）"] == fmt.format_rate(latest["m1plus_balance_rate"])
     assert shown["PAR30"] == fmt.format_rate(latest["par30_rate"])
     assert shown["不良率"] == fmt.format_rate(latest["npl_rate"])
     assert shown["首逾率FPD30"] == fmt.format_rate(latest["fpd30_count_rate"])
-    assert shown["核销金额"] == fmt.format_amount(latest["chargeoff_amount"], "zh")
-    assert shown["核销后回收"] == fmt.format_amount(latest["recovery_amount"], "zh")
+    assert shown["核销金额"] == fmt.format_amount(latest["chargeoff_amount"], "zh", digits=1)
+    assert shown["核销后回收"] == fmt.format_amount(latest["recovery_amount"], "zh", digits=1)
 
 
 def test_kpis_page_follows_filters(random_db, monkeypatch):
@@ -205,5 +205,5 @@ def test_kpis_page_follows_filters(random_db, monkeypatch):
     expected = kpis.monthly_kpis(con, Filters(as_of=dt.date(2025, 3, 31), products=("车贷",)))
     con.close()
     shown = {metric.label: metric.value for metric in at.metric}
-    assert shown["在贷余额"] == fmt.format_amount(expected["active_balance"].iloc[-1], "zh")
+    assert shown["在贷余额"] == fmt.format_amount(expected["active_balance"].iloc[-1], "zh", digits=1)
     assert shown["PAR30"] == fmt.format_rate(expected["par30_rate"].iloc[-1])

@@ -14,7 +14,7 @@ import streamlit as st
 
 from analysis import compliance
 from analysis.filters import Filters
-from dashboard import common
+from dashboard import chart_axes, common
 from messages import format as fmt
 from messages import has_key
 
@@ -174,9 +174,10 @@ def _pricing(con: duckdb.DuckDBPyConnection, version: int, filters: Filters) -> 
     for column in ("share_4lpr_loans", "share_24_loans", "share_36_loans"):
         figure.add_trace(
             go.Bar(name=common.tr(f"compliance.pricing.{column}"), x=shares["product"],
-                   y=shares[column].astype(float) * 100)
+                   y=shares[column].astype(float))
         )
-    figure.update_layout(barmode="group", yaxis_title="%", height=340, margin={"t": 30})
+    figure.update_layout(barmode="group", height=340, margin={"t": 30})
+    chart_axes.apply_rate_axis(figure, common.tr("compliance.pricing.share_axis"))
     st.plotly_chart(figure, width="stretch", key="pricing_by_product")
     common.download_buttons(shares, "pricing_by_product", key="pricing_product")
 
@@ -184,12 +185,15 @@ def _pricing(con: duckdb.DuckDBPyConnection, version: int, filters: Filters) -> 
     trend = go.Figure()
     for product, rows in by_vintage.groupby("product", sort=True, dropna=False):
         trend.add_trace(
-            go.Scatter(name=str(product), x=rows["vintage"], y=rows["share_4lpr_principal"] * 100, mode="lines+markers")
+            go.Scatter(name=str(product), x=chart_axes.month_start(rows["vintage"]),
+                       y=rows["share_4lpr_principal"], mode="lines+markers")
         )
     trend.update_layout(
-        title=common.tr("compliance.pricing.trend"), yaxis_title="%", height=360, margin={"t": 50},
+        title=common.tr("compliance.pricing.trend"), height=360, margin={"t": 50},
         xaxis_title=common.tr("compliance.col.vintage"),
     )
+    chart_axes.apply_rate_axis(trend, common.tr("compliance.pricing.share_4lpr_principal"))
+    chart_axes.apply_month_axis(trend, by_vintage["vintage"].unique())
     st.plotly_chart(trend, width="stretch", key="pricing_trend")
     common.download_buttons(table, "pricing_by_product_vintage", key="pricing_vintage")
 

@@ -14,9 +14,13 @@ import streamlit as st
 
 from analysis import kpis
 from analysis.filters import Filters
-from dashboard import common
+from dashboard import chart_axes, common
 from messages import format as fmt, t
 
+# Four cards a row and one decimal on card amounts keep values such as 2,733.9万元 whole in
+# a 1400 px wide window (checked in Chromium at 1400x900 and 1920x1080).
+CARDS_PER_ROW = 4
+CARD_AMOUNT_DIGITS = 1
 VERDICT_COLORS = {"worse": "red", "better": "green", "flat": "gray", None: "gray"}
 
 
@@ -41,10 +45,10 @@ def _fpd_cohorts(version: int, filters: Filters) -> pd.DataFrame:
 
 # --- formatting ---------------------------------------------------------------------------
 
-def _value_text(kind: str, value: float) -> str:
+def _value_text(kind: str, value: float, amount_digits: int = 2) -> str:
     language = common.lang()
     if kind == "amount":
-        return fmt.format_amount(value, language)
+        return fmt.format_amount(value, language, digits=amount_digits)
     if kind == "count":
         return fmt.format_count(value, language)
     return fmt.format_rate(value)
@@ -151,14 +155,15 @@ def _draw_settings() -> tuple[str, bool]:
 
 def _draw_cards(changes: list[kpis.KpiChange], trend: pd.DataFrame, fpd_cohort) -> None:
     st.subheader(common.tr("kpis.cards_title"))
-    columns = st.columns(5)
     for index, change in enumerate(changes):
+        if index % CARDS_PER_ROW == 0:
+            columns = st.columns(CARDS_PER_ROW)
         verdict = change.mom_verdict
-        with columns[index % 5]:
+        with columns[index % CARDS_PER_ROW]:
             has_mom = not (change.mom_change is None or math.isnan(change.mom_change))
             st.metric(
                 common.tr(f"kpis.metric.{change.column}"),
-                _value_text(change.kind, change.value),
+                _value_text(change.kind, change.value, CARD_AMOUNT_DIGITS),
                 delta=_change_text(change.kind, change.mom_change) if has_mom else None,
                 delta_color=VERDICT_COLORS.get(verdict, "gray"),
                 help=common.tr(f"kpis.help.{change.column}"),
@@ -199,8 +204,13 @@ def _draw_trend(trend: pd.DataFrame) -> None:
     labels = [common.format_month(month) for month in trend["month"]]
     values = trend[chosen].astype(float)
     figure = go.Figure(go.Scatter(x=labels, y=values, mode="lines+markers", name=common.tr(f"kpis.metric.{chosen}")))
+    metric_name = common.tr(f"kpis.metric.{chosen}")
     if metric.kind == "rate":
-        figure.update_yaxes(tickformat=".2%")
+        chart_axes.apply_rate_axis(figure, metric_name, digits=2)
+    elif metric.kind == "amount":
+        chart_axes.apply_amount_axis(figure, values, common.lang(), metric_name)
+    else:
+        figure.update_yaxes(tickformat=",d", title=metric_name)
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
     st.plotly_chart(figure, key="kpis_trend_chart")
     st.caption(common.tr("kpis.trend_note"))
@@ -226,6 +236,7 @@ def _draw_five_class(frame: pd.DataFrame, month_label: str) -> None:
     left, right = st.columns([3, 2])
     with left:
         figure = go.Figure(go.Bar(x=table.iloc[:, 0], y=frame["balance"]))
+        chart_axes.apply_amount_axis(figure, [0, *frame["balance"]], common.lang(), common.tr("kpis.axis.balance"))
         figure.update_layout(height=280, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(figure, key="kpis_five_class_chart")
     with right:

@@ -18,7 +18,7 @@ from analysis import rollrate as rollrate_analysis
 from analysis import vintage as vintage_analysis
 from analysis.buckets import DEFAULT_BUCKETS, Buckets, parse_buckets
 from analysis.filters import Filters, resolve_as_of
-from dashboard import common
+from dashboard import chart_axes, common
 from messages import format as fmt
 from messages import t
 
@@ -354,23 +354,25 @@ def _flow_section(con, version: int, filters: Filters, buckets: Buckets) -> None
         name = f"{source}→{_state_label(target)}"
         figure.add_trace(
             go.Scatter(
-                x=link["month"], y=link["flow_rate"], mode="lines+markers", name=name,
+                x=chart_axes.month_start(link["month"]), y=link["flow_rate"], mode="lines+markers", name=name,
                 hovertemplate=f"{name}<br>%{{x|%Y-%m}}<br>%{{y:.2%}}<extra></extra>",
             )
         )
     figure.update_layout(yaxis_tickformat=".0%", yaxis_title=common.tr("vintage.flow_rate"), height=420, margin={"t": 20})
+    chart_axes.apply_month_axis(figure, flows.table["month"].unique())
     st.plotly_chart(figure, width="stretch", key="flow_chart")
     common.download_buttons(flows.table, "flow_rates", key="dl_flows")
 
     st.subheader(common.tr("vintage.loss_title"))
     figure = go.Figure(
         go.Scatter(
-            x=flows.implied_loss["month"], y=flows.implied_loss["implied_loss_rate"],
+            x=chart_axes.month_start(flows.implied_loss["month"]), y=flows.implied_loss["implied_loss_rate"],
             mode="lines+markers", name=common.tr("vintage.implied_loss"),
             hovertemplate="%{x|%Y-%m}<br>%{y:.3%}<extra></extra>",
         )
     )
     figure.update_layout(yaxis_tickformat=".2%", yaxis_title=common.tr("vintage.implied_loss"), height=320, margin={"t": 20})
+    chart_axes.apply_month_axis(figure, flows.implied_loss["month"].unique())
     st.plotly_chart(figure, width="stretch", key="loss_chart")
     common.download_buttons(flows.implied_loss, "implied_loss", key="dl_loss")
     _caption_method(common.tr("vintage.method_flow"))
