@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import export
-from dashboard import common
+from dashboard import common, upload_errors
 from queries import db
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 from ingest import api
 from ingest.columns import CONTRACT, TABLES, normalise_header
 from ingest.mapping import SPECIAL_TARGETS, ColumnMapping, MappingError, TableMapping
+from messages import format as fmt, has_key
 
 # Mapping profiles: TOML files, the same format as `python -m ingest load --mapping`.
 MAPPINGS_ENV = "LOANLENS_MAPPINGS"
@@ -239,7 +240,9 @@ def _render_uploads(
             try:
                 preview = _preview(upload.file_id, upload.size, table, profile.sheet(table), path)
             except (ValueError, OSError, duckdb.Error) as error:
-                st.error(common.tr("data_import.preview_failed", name=upload.name, error=error))
+                logger.info("preview of %s failed: %s", upload.name, error)
+                message = upload_errors.error_text(error, {table: path}, {table: upload.name}, common.lang())
+                st.error(common.tr("data_import.preview_failed", error=message))
                 continue
             st.caption(
                 common.tr(
@@ -293,7 +296,7 @@ def _run_import(
         return
     except (ValueError, OSError, duckdb.Error) as error:
         logger.exception("import of %s failed", names)
-        st.error(common.tr("data_import.failed", error=error))
+        st.error(common.tr("data_import.failed", error=upload_errors.error_text(error, files, names, common.lang())))
         return
     finally:
         progress.empty()
@@ -425,13 +428,45 @@ def _render_report() -> None:
 # --- past loads and removal ----------------------------------------------------------------
 
 
+HISTORY_SHA_DIGITS = 12
+
+
+def _table_label(name: str) -> str:
+    return common.tr(f"data_import.table.{name}") if has_key(f"data_import.table.{name}") else name
+
+
+def _history_table(loads: pd.DataFrame) -> pd.DataFrame:
+    """Return the load log for display: catalog column names, labelled codes, blanks as —."""
+    table = loads.copy()
+    table["table_name"] = table["table_name"].map(_table_label)
+    for column, prefix in (("mode", "data_import.history_mode"), ("result", "data_import.history_result")):
+        table[column] = table[column].map(
+            lambda code, prefix=prefix: common.tr(f"{prefix}.{code}") if has_key(f"{prefix}.{code}") else code
+        )
+    table["file_sha256"] = table["file_sha256"].str[:HISTORY_SHA_DIGITS]
+    for column in ("started_at", "finished_at", "removed_at"):
+        table[column] = pd.to_datetime(table[column]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    for column in ("rows_read", "rows_loaded", "rows_rejected", "footer_rows"):
+        table[column] = table[column].map(fmt.format_count)
+    # Every column but the id becomes text, so a missing value shows as an em dash, not "None".
+    shown = table.columns.drop("load_id")
+    table[shown] = table[shown].astype(object).where(table[shown].notna(), fmt.MISSING)
+    table[shown] = table[shown].replace({"": fmt.MISSING})
+    names = {
+        column: common.tr(f"data_import.history_col.{column}")
+        for column in table.columns
+        if has_key(f"data_import.history_col.{column}")
+    }
+    return table.rename(columns=names)
+
+
 def _render_history() -> None:
     st.subheader(common.tr("data_import.history_title"))
     loads = api.list_loads(common.connection())
     if loads.empty:
         st.info(common.tr("data_import.history_empty"))
         return
-    st.dataframe(loads, hide_index=True, width="stretch")
+    st.dataframe(_history_table(loads), hide_index=True, width="stretch")
 
     st.markdown(common.tr("data_import.remove_title"))
     removable = loads[(loads["result"] == "loaded") & loads["removed_at"].isna()]
@@ -439,7 +474,7 @@ def _render_history() -> None:
         st.caption(common.tr("data_import.remove_none"))
         return
     labels = {
-        int(row.load_id): f"#{int(row.load_id)} {row.table_name} {row.file_name} {row.months or ''}".strip()
+        int(row.load_id): f"#{int(row.load_id)} {_table_label(row.table_name)} {row.file_name} {row.months or ''}".strip()
         for row in removable.itertuples()
     }
     load_id = st.selectbox(
