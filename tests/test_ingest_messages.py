@@ -33,12 +33,12 @@ def _months(loans, month):
     return [[loan, month, "0", "100", "正常"] for loan in loans]
 
 
-def test_replaced_months_warn_about_loans_not_in_file(db_path, tmp_path):
+def test_replaced_months_warn_other_loans(db_path, tmp_path):
     loans = write_csv(tmp_path / "loans.csv", LOANS_HEADER, LOANS_ROWS)
     ids = [row[0] for row in LOANS_ROWS]
     first = write_csv(tmp_path / "m1.csv", MONTHS_HEADER, _months(ids, "2017-04-30") + _months(ids, "2017-05-31"))
     assert load_files(db_path, {"loans": loans, "loan_months": first}, as_of=AS_OF).ok
-    # The second file has only L0002 for April and May: the 2 other loans' rows in each month go.
+    # The second file has only L0002 for April and May: the rows of the 2 other loans in each month are deleted.
     second = write_csv(tmp_path / "m2.csv", MONTHS_HEADER, _months(["L0002"], "2017-04-30")
                        + _months(["L0002"], "2017-05-31"))
     report = load_files(db_path, {"loan_months": second}, as_of=AS_OF)
