@@ -61,7 +61,8 @@ def _rate_chart(table: pd.DataFrame, group: str) -> go.Figure:
                 },
             )
         )
-    figure.update_layout(barmode="group", yaxis_title="%", height=380, margin={"t": 30})
+    figure.update_layout(barmode="group", height=380, margin={"t": 30})
+    figure.update_yaxes(ticksuffix="%")
     return figure
 
 
@@ -152,7 +153,8 @@ def _time_to_cure_section(episodes: pd.DataFrame, stage: str) -> None:
         )
     figure.update_layout(
         xaxis_title=common.tr("collections.col.months"),
-        yaxis_title=common.tr("collections.col.cured_share") + " (%)",
+        yaxis_title=common.tr("collections.col.cured_share"),
+        yaxis_ticksuffix="%",
         height=380,
         margin={"t": 30},
     )
@@ -174,6 +176,7 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
     chosen = st.multiselect(
         common.tr("collections.compare.arms"), available, default=default,
         format_func=labels.get, key=f"compare_arms_{stage}",
+        placeholder=common.tr("common.choose_options"),
     )
     if len(chosen) < 2:
         st.info(common.tr("collections.compare.need_two"))
@@ -199,7 +202,8 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
         )
     )
     figure.update_layout(
-        title=common.tr("collections.compare.difference_chart"), yaxis_title="pp", height=340, margin={"t": 50}
+        title=common.tr("collections.compare.difference_chart"), height=340, margin={"t": 50},
+        yaxis_ticksuffix="个百分点" if common.lang() == "zh" else " pp",
     )
     st.plotly_chart(figure, width="stretch", key="compare_differences")
     common.download_buttons(result.differences, f"collections_{stage}_arm_differences", key="collections_diff")
@@ -305,7 +309,8 @@ def _restructure_section(loans: pd.DataFrame) -> None:
                 },
             )
         )
-    figure.update_layout(barmode="group", yaxis_title="%", height=340, margin={"t": 30})
+    figure.update_layout(barmode="group", height=340, margin={"t": 30})
+    figure.update_yaxes(ticksuffix="%")
     st.plotly_chart(figure, width="stretch", key="restructure_redefault")
     common.download_buttons(table, "collections_restructured_summary", key="collections_restructure")
     common.download_buttons(loans, "collections_restructured_loans", key="collections_restructure_loans")

@@ -306,9 +306,12 @@ def _trend_section(con, version: int, filters: Filters, options: dict,
                    rates: region_analysis.RegionRates, rate_name: str) -> None:
     st.subheader(common.tr("regions.trend_header"))
     choices = [region for region in rates.table["region"].tolist() if region is not None]
+    names = _display_names()
     picked = st.multiselect(
         common.tr("regions.trend_regions"), choices,
         default=region_analysis.default_trend_regions(rates), key="regions_trend_regions",
+        format_func=lambda region, names=names: names.get(region, str(region)),
+        placeholder=common.tr("common.choose_options"),
     )
     if not picked:
         st.info(common.tr("regions.trend_empty"))

@@ -251,6 +251,7 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
         default=list(DEFAULT_COVARIATES),
         format_func=lambda name, labels=labels: labels[name],
         key="survival_covariates",
+        placeholder=common.tr("common.choose_options"),
     )
     st.caption(common.tr("survival.cox_hint"))
     if not covariates:
