@@ -81,6 +81,13 @@ def _trim(number: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def _english_amount(tick: float, divisor: float, unit: str) -> str:
+    scaled = _trim(abs(tick) / divisor)
+    if scaled == "0":
+        return "¥0"
+    return ("-" if tick < 0 else "") + f"¥{scaled}{unit}"
+
+
 def amount_unit(values, lang: str) -> tuple[float, str]:
     """Return the divisor and unit for amounts of this size: (1e8, '亿元') or (1e6, 'm')."""
     numbers = pd.to_numeric(pd.Series(values), errors="coerce").abs().dropna()
@@ -106,7 +113,7 @@ def amount_ticks(values, lang: str) -> tuple[list[float], list[str], str]:
     if lang == "zh":
         labels = [_trim(tick / divisor) for tick in ticks]
     else:
-        labels = [("-" if tick < 0 else "") + f"¥{_trim(abs(tick) / divisor)}{unit}" for tick in ticks]
+        labels = [_english_amount(tick, divisor, unit) for tick in ticks]
     return ticks, labels, unit
 
 

@@ -67,6 +67,12 @@ def test_amount_ticks_chinese_wan_yuan():
     assert labels == ["0", "2", "4", "6", "8"]
 
 
+def test_amount_ticks_english_negative():
+    labels = chart_axes.amount_ticks([-2e6, 2e6], "en")[1]
+    assert labels[0] == "-¥2m"
+    assert "¥0" in labels
+
+
 def test_amount_ticks_english_millions():
     ticks, labels, unit = chart_axes.amount_ticks([270e6, 330e6], "en")
     assert unit == "m"
@@ -75,7 +81,9 @@ def test_amount_ticks_english_millions():
 
 
 def test_amount_ticks_english_billions_and_thousands():
-    assert chart_axes.amount_ticks([0, 2e9], "en")[1][-1] == "¥2bn"
+    labels = chart_axes.amount_ticks([0, 2e9], "en")[1]
+    assert labels[0] == "¥0"
+    assert labels[-1] == "¥2bn"
     assert chart_axes.amount_ticks([0, 5_000], "en")[1][-1] == "¥5k"
 
 
@@ -109,3 +117,34 @@ def test_rate_axis_percent_format():
     chart_axes.apply_rate_axis(figure, "占比")
     assert figure.layout.yaxis.tickformat == ".1%"
     assert figure.layout.yaxis.title.text == "占比"
+
+
+def _page_figures(demo_db, monkeypatch, lang: str) -> list[dict]:
+    """Render the 经营概览 page on the demo portfolio and return its plotly figure specs."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("LOANLENS_DB", str(demo_db))
+    monkeypatch.setenv("LOANLENS_AUTO_DEMO", "0")
+    app_path = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app_path), default_timeout=120)
+    at.session_state["lang"] = lang
+    at.run()
+    assert not at.exception
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize(("lang", "title", "first_label"), [("zh", "在贷余额（亿元）", None), ("en", "Active balance", "¥")])
+def test_kpis_trend_amount_axis(demo_db, monkeypatch, lang, title, first_label):
+    figures = _page_figures(demo_db, monkeypatch, lang)
+    trend = figures[0]["layout"]["yaxis"]
+    assert trend["title"]["text"] == title
+    labels = trend["ticktext"]
+    assert labels, "the amount axis has explicit tick labels"
+    if first_label:
+        assert all(label.startswith(first_label) for label in labels)
+    else:
+        # 亿元 ticks of a balance of a few hundred million yuan are small plain numbers.
+        assert all(float(label.replace(",", "")) < 100 for label in labels)
