@@ -221,3 +221,18 @@ def test_profile_cannot_keep_personal_data(tmp_path):
     stored_text = " ".join(stored)
     assert "张三" not in stored_text
     assert "13800138000" not in stored_text
+
+
+def test_empty_upload_error_names_user_file(tmp_path):
+    """An empty CSV gets the catalog message with the uploaded name, not the temporary one."""
+    upload = tmp_path / "空文件.csv"
+    upload.write_bytes(b"")
+    database = _new_db(tmp_path / "empty.duckdb")
+    with running_dashboard(database, extra_env=NO_DEMO) as base_url, chromium() as browser:
+        page = browser.new_page()
+        _open_import_page(page, base_url)
+        page.set_input_files(UPLOAD_INPUT, [str(upload)])
+        page.get_by_text("空文件.csv 是哪张表？").wait_for(timeout=30_000)
+        wait_for_script(page)
+        errors = error_messages(page)
+    assert errors == ["无法预览上传的文件。空文件.csv：文件没有表头行。第一行应为列名。"]

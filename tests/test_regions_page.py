@@ -195,3 +195,21 @@ def test_page_in_chromium(mixed_path):
         assert error_messages(page) == []
         assert "Guangdong" in page.locator(".js-plotly-plot").first.inner_text()
         assert page.get_by_role("button", name="Download CSV").count() >= 5
+
+
+@pytest.mark.browser
+def test_trend_ticks_in_chromium(demo_db):
+    """The trend's month ticks end at the as-of month of the demo (2026-11), not a month later."""
+    from tests.browser import chromium, open_page, running_dashboard
+
+    with running_dashboard(demo_db, extra_env={"LOANLENS_AUTO_DEMO": "0"}) as base_url, \
+            chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_page(page, base_url, "regions-map", timeout=90)
+        page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+        trend = page.locator(".js-plotly-plot").last
+        trend.scroll_into_view_if_needed()
+        ticks = [text.strip() for text in trend.locator(".xtick text").all_text_contents()]
+    assert ticks[0] == "2025-11"
+    assert ticks[-1] == "2026-11"
+    assert len(ticks) == 13
