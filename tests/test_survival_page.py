@@ -157,7 +157,7 @@ def test_cox_command_writes_hazard_ratios(simulated_db, tmp_path, capsys):
     "args, code, message",
     [
         (("survival", "--segment", "salary"), 1, "--segment must be one of"),
-        (("cox", "--covariates", "grade,salary"), 1, "unknown ['salary']"),
+        (("cox", "--covariates", "grade,salary"), 2, "unknown ['salary']"),
         (("survival", "--event-dpd", "45"), 2, "invalid choice"),
         (("survival", "--segment", "attr:收入"), 1, "extra attribute(s) ['收入'] not found; known attributes: 职业"),
         (("cox", "--covariates", "grade,attr:收入"), 1, "not found; known attributes: 职业"),
