@@ -393,3 +393,17 @@ def download_buttons(frame: pd.DataFrame, file_stem: str, key: str) -> None:
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"{key}_xlsx",
     )
+
+
+def language_selectbox(label: str, options: list, name: str, format_func) -> object:
+    """Draw a selectbox whose option labels are translated, keeping the choice across languages.
+
+    In Streamlit 1.67 a selectbox keeps showing the previous language's option label after
+    a language switch (checked in Chromium), so its key includes the language and the
+    choice itself lives in session state under ``name``.
+    """
+    stored = st.session_state.get(name)
+    index = options.index(stored) if stored in options else 0
+    value = st.selectbox(label, options, index=index, format_func=format_func, key=f"{name}_{lang()}")
+    st.session_state[name] = value
+    return value

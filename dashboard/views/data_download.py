@@ -70,20 +70,6 @@ def _is_admin() -> bool:
     return os.environ.get(ADMIN_ENV, "").strip() == "1"
 
 
-def _language_selectbox(label: str, options: list, name: str, format_func) -> object:
-    """Draw a selectbox whose option labels are translated, keeping the choice across languages.
-
-    In Streamlit 1.67 a selectbox keeps showing the previous language's option label after
-    a language switch (checked in Chromium), so its key includes the language and the
-    choice itself lives in session state under ``name``.
-    """
-    stored = st.session_state.get(name)
-    index = options.index(stored) if stored in options else 0
-    value = st.selectbox(label, options, index=index, format_func=format_func, key=f"{name}_{common.lang()}")
-    st.session_state[name] = value
-    return value
-
-
 def _multiselect(label_key: str, options: list, key: str) -> tuple[str, ...]:
     if not options:
         return ()
@@ -129,7 +115,7 @@ def _render_filters(options: dict[str, list]) -> cohort.CohortFilters:
         )
     with middle:
         any_label = common.tr("data_download.any")
-        ever_dpd = _language_selectbox(
+        ever_dpd = common.language_selectbox(
             common.tr("data_download.ever_dpd"),
             list(EVER_DPD_CHOICES),
             "dl_ever_dpd",

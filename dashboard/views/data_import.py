@@ -71,20 +71,6 @@ def guess_table(file_name: str) -> str:
     return "loans"
 
 
-def _language_selectbox(label: str, options: list, name: str, format_func) -> object:
-    """Draw a selectbox whose option labels are translated, keeping the choice across languages.
-
-    In Streamlit 1.67 a selectbox keeps showing the previous language's option label after
-    a language switch (checked in Chromium), so its key includes the language and the
-    choice itself lives in session state under ``name``.
-    """
-    stored = st.session_state.get(name)
-    index = options.index(stored) if stored in options else 0
-    value = st.selectbox(label, options, index=index, format_func=format_func, key=f"{name}_{common.lang()}")
-    st.session_state[name] = value
-    return value
-
-
 def _save_upload(upload, folder: Path) -> Path:
     """Write an uploaded file into ``folder`` (this script run's temporary folder)."""
     safe_name = re.sub(r"[^\w.\-]", "_", upload.name)
@@ -112,7 +98,7 @@ def _render_profile() -> ColumnMapping:
     folder = mappings_dir()
     names = sorted(path.stem for path in folder.glob("*.toml")) if folder.is_dir() else []
     none_label = common.tr("data_import.profile_none")
-    choice = _language_selectbox(
+    choice = common.language_selectbox(
         common.tr("data_import.profile_select"),
         [None, *names],
         "imp_profile",
@@ -226,7 +212,7 @@ def _render_uploads(
         with st.container(border=True):
             name = f"imp_table_{upload.file_id}"
             st.session_state.setdefault(name, guess_table(upload.name))
-            table = _language_selectbox(
+            table = common.language_selectbox(
                 common.tr("data_import.table_for", name=upload.name),
                 list(TABLES),
                 name,
