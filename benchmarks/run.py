@@ -15,10 +15,8 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb

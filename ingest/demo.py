@@ -19,10 +19,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import os
 import time
-from pathlib import Path
 
 import duckdb
 import numpy as np

@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import os
 
-import pandas as pd
 import streamlit as st
 
 from analysis import cohort, export
