@@ -78,3 +78,19 @@ def all_text_values(db_path: Path) -> list[tuple[str, str, str]]:
 
 
 ID_PATTERN = re.compile(r"[1-9]\d{5}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[\dXx]")
+
+
+# Tables that hold imported rows; a rejected load must leave them unchanged.
+DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects")
+
+
+def database_snapshot(db_path) -> dict:
+    """Return every row of the data tables, the load log and app_meta, in a stable order."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        out = {table: con.execute(f"select * from {table} order by all").fetchall() for table in DATA_TABLES}
+        out["load_log"] = con.execute("select * from load_log order by load_id").fetchall()
+        out["app_meta"] = con.execute("select * from app_meta order by all").fetchall()
+    finally:
+        con.close()
+    return out

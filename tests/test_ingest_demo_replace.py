@@ -11,10 +11,9 @@ import pytest
 
 from ingest.api import load_files
 from ingest.demo import generate_demo
-from tests.fixtures_ingest import secret_file, write_csv  # noqa: F401  (autouse fixture)
+from tests.fixtures_ingest import database_snapshot, secret_file, write_csv  # noqa: F401  (autouse fixture)
 
 AS_OF = "2026-11-30"
-DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects")
 LOANS_HEADER = ["借据号", "放款日期", "放款金额", "期数", "年利率", "产品", "省份"]
 MONTHS_HEADER = ["借据号", "统计日期", "逾期天数", "贷款余额", "贷款状态"]
 OWN = ["U1", "U2", "U3", "U4"]
@@ -35,17 +34,6 @@ def demo_db(tmp_path):
     path.parent.mkdir()
     generate_demo(path, n_loans=300, seed=7, as_of=AS_OF)
     return path
-
-
-def _snapshot(path) -> dict:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        out = {table: con.execute(f"select * from {table} order by all").fetchall() for table in DATA_TABLES}
-        out["load_log"] = con.execute("select * from load_log order by load_id").fetchall()
-        out["app_meta"] = con.execute("select * from app_meta order by all").fetchall()
-    finally:
-        con.close()
-    return out
 
 
 def _query(path, sql):
@@ -80,11 +68,11 @@ def test_user_load_removes_demo(demo_db, tmp_path):
 
 
 def test_strict_failure_keeps_demo(demo_db, tmp_path):
-    before = _snapshot(demo_db)
+    before = database_snapshot(demo_db)
     report = load_files(demo_db, _own_files(tmp_path, bad_amount=True), as_of=AS_OF)
     assert not report.ok
     assert not report.demo_removed
-    after = _snapshot(demo_db)
+    after = database_snapshot(demo_db)
     # Only the rejected attempt is logged; data and the dataset flag are untouched.
     assert {key: value for key, value in after.items() if key != "load_log"} == \
         {key: value for key, value in before.items() if key != "load_log"}

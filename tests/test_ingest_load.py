@@ -18,13 +18,13 @@ from tests.fixtures_ingest import (  # noqa: F401  (secret_file is an autouse fi
     LOANS_ROWS,
     MONTHS_HEADER,
     MONTHS_ROWS,
+    database_snapshot,
     secret_file,
     table_rows,
     write_csv,
 )
 
 AS_OF = "2017-12-31"
-DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects")
 
 
 def _files(tmp_path, loans_rows=LOANS_ROWS, months_rows=MONTHS_ROWS, months_name="months.csv"):
@@ -32,17 +32,6 @@ def _files(tmp_path, loans_rows=LOANS_ROWS, months_rows=MONTHS_ROWS, months_name
         "loans": write_csv(tmp_path / "loans.csv", LOANS_HEADER, loans_rows),
         "loan_months": write_csv(tmp_path / months_name, MONTHS_HEADER, months_rows),
     }
-
-
-def _snapshot(db_path) -> dict:
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        out = {table: con.execute(f"select * from {table} order by all").fetchall() for table in DATA_TABLES}
-        out["load_log"] = con.execute("select * from load_log order by load_id").fetchall()
-        out["app_meta"] = con.execute("select * from app_meta order by all").fetchall()
-    finally:
-        con.close()
-    return out
 
 
 def test_same_month_twice_same_counts(db_path, tmp_path):
@@ -77,14 +66,14 @@ def test_new_month_appends_and_replaced_month_drops_rows(db_path, tmp_path):
 
 def test_strict_failure_leaves_database_unchanged(db_path, tmp_path):
     assert load_files(db_path, _files(tmp_path), as_of=AS_OF).ok
-    before = _snapshot(db_path)
+    before = database_snapshot(db_path)
     bad_loans = [row[:] for row in LOANS_ROWS] + [["L0009", "2017-03-01", "-5", "12", "0.1", "p", "广东"]]
     bad_months = MONTHS_ROWS + [["L0009", "2017-04-30", "0", "100", "正常"]]
     report = load_files(db_path, _files(tmp_path / ".." / tmp_path.name, bad_loans, bad_months, "m2.csv"),
                         as_of=AS_OF)
     assert not report.ok
     assert report.counts_by_rule == {"principal_not_positive": 1}
-    after = _snapshot(db_path)
+    after = database_snapshot(db_path)
     new_log = after.pop("load_log")
     old_log = before.pop("load_log")
     assert after == before
