@@ -42,7 +42,7 @@ def make_error(file: str, line, column: str, value, rule: str) -> ValidationErro
 
 @dataclass
 class FileReport:
-    """What happened to one input file."""
+    """Outcome of importing one input file: counts, columns, totals and warnings."""
 
     file_name: str
     table: str

@@ -63,11 +63,13 @@ def test_duplicate_loan_id_has_its_own_text(db_path, tmp_path):
     report = load_files(db_path, {"loans": loans, "loan_months": months}, as_of=AS_OF, rejects_dir=tmp_path)
     assert report.counts_by_rule == {"duplicate_loan_id": 2}
     error = report.errors[0]
-    assert "借据表中出现多次" in error.message_zh and "借据表中每笔借据只保留一行" in error.fix_zh
+    assert "借据表中出现多次" in error.message_zh
+    assert "借据表中每笔借据只保留一行" in error.fix_zh
     assert "统计月" not in error.fix_zh
     assert "one row per loan in the loans file" in error.fix_en
-    # The months file had no error: the summary says why its rows were not loaded.
-    assert report.files[1].rows_rejected == 3 and not report.files[1].counts_by_rule
+    # The months file had no error: the summary states why its rows were not loaded.
+    assert report.files[1].rows_rejected == 3
+    assert not report.files[1].counts_by_rule
     assert "本文件没有错误，但 loans.csv 未通过校验" in report.summary("zh")
     assert "not loaded because loans.csv did not pass validation" in report.summary("en")
     # The rejects CSV has the fix texts next to the reasons.
@@ -75,7 +77,8 @@ def test_duplicate_loan_id_has_its_own_text(db_path, tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2
     assert {"reason_zh", "reason_en", "fix_zh", "fix_en"} <= rows[0].keys()
-    assert rows[0]["fix_zh"] == error.fix_zh and rows[0]["fix_en"] == error.fix_en
+    assert rows[0]["fix_zh"] == error.fix_zh
+    assert rows[0]["fix_en"] == error.fix_en
 
 
 def test_warnings_in_both_languages(db_path, tmp_path):
@@ -92,8 +95,10 @@ def test_warnings_in_both_languages(db_path, tmp_path):
     assert any(text.startswith("省份：1 个值不是规范的行政区划名称") and "火星省" in text
                for text in file_report.warnings_zh)
     zh, en = report.summary("zh"), report.summary("en")
-    assert "四舍五入到分" in zh and "rounded to the fen" not in zh
-    assert "rounded to the fen" in en and "四舍五入" not in en
+    assert "四舍五入到分" in zh
+    assert "rounded to the fen" not in zh
+    assert "rounded to the fen" in en
+    assert "四舍五入" not in en
 
 
 BIG5_HEADER = ["借據號", "放款日期", "放款金額(元)", "期數", "年利率", "產品", "省份"]
@@ -115,9 +120,12 @@ def test_big5_file_flagged_and_encoding_can_be_forced(db_path, tmp_path):
     assert not report.ok
     assert "encoding_suspect" in report.counts_by_rule
     error = next(error for error in report.errors if error.rule == "encoding_suspect")
-    assert "按 gb18030 解码" in error.message_zh and "Big5" in error.message_zh
-    assert "CSV UTF-8" in error.fix_zh and "--encoding big5" in error.fix_zh
-    assert "Big5" in error.message_en and "--encoding big5" in error.fix_en
+    assert "按 gb18030 解码" in error.message_zh
+    assert "Big5" in error.message_zh
+    assert "CSV UTF-8" in error.fix_zh
+    assert "--encoding big5" in error.fix_zh
+    assert "Big5" in error.message_en
+    assert "--encoding big5" in error.fix_en
     assert preview_file(loans, "loans").encoding_suspect
 
     # Read as Big5 the headers are traditional characters, which the mapping names.
@@ -127,7 +135,8 @@ def test_big5_file_flagged_and_encoding_can_be_forced(db_path, tmp_path):
     assert forced.files[0].encoding == "big5"
     assert ("L1", "消費貸") in table_rows(db_path, "loans", "loan_id, product")
     mapping = ColumnMapping.from_toml('[loans]\nencoding = "big5"\n')
-    assert mapping.encoding("loans") == "big5" and mapping.encoding("loan_months") is None
+    assert mapping.encoding("loans") == "big5"
+    assert mapping.encoding("loan_months") is None
     assert ColumnMapping.from_toml(mapping.to_toml()).encoding("loans") == "big5"
     assert not preview_file(loans, "loans", mapping=mapping).encoding_suspect
 
@@ -136,7 +145,8 @@ def test_gbk_file_not_flagged(db_path, tmp_path):
     loans = write_csv(tmp_path / "gbk.csv", LOANS_HEADER, LOANS_ROWS, encoding="gbk")
     months = write_csv(tmp_path / "months.csv", MONTHS_HEADER, MONTHS_ROWS)
     report = load_files(db_path, {"loans": loans, "loan_months": months}, as_of=AS_OF)
-    assert report.ok and report.files[0].encoding == "gb18030"
+    assert report.ok
+    assert report.files[0].encoding == "gb18030"
     assert not looks_garbled("借据号放款日期放款金额期数年利率产品省份")
     assert looks_garbled("".join(BIG5_HEADER).encode("big5").decode("gb18030"))
 
@@ -186,7 +196,8 @@ def test_cli_encoding_option(tmp_path):
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(BIG5_MAPPING, encoding="utf-8")
     wrong = _run(args + ["--encoding", "big5"], tmp_path)
-    assert wrong.returncode == 1 and "months.csv：文件不是有效的 big5 编码文本" in wrong.stdout
+    assert wrong.returncode == 1
+    assert "months.csv：文件不是有效的 big5 编码文本" in wrong.stdout
     bad = _run(args + ["--encoding", "sheets=big5"], tmp_path)
     assert bad.returncode == 2
     forced = _run(args + ["--encoding", "loans=big5", "--mapping", str(mapping)], tmp_path)
