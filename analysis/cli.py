@@ -22,6 +22,7 @@ import pandas as pd
 
 from analysis.export import format_from_path, write_table
 from analysis.filters import Filters, parse_month
+from ingest import facts
 from queries import db
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))  # exits with code 2
     try:
+        facts.ensure_current(args.db)
         con = db.connect(args.db, read_only=True)
     except (FileNotFoundError, duckdb.IOException) as error:
         print(f"error: cannot open the database: {error}", file=sys.stderr)

@@ -48,6 +48,7 @@ import streamlit as st
 from analysis import export
 from analysis.filters import Filters
 from messages import DEFAULT_LANGUAGE, LANGUAGES, format as fmt, t
+from ingest import facts
 from queries import db
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class _Database:
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
         while True:
             try:
+                facts.ensure_current(self.path)
                 return db.connect(self.path, read_only=True)
             except duckdb.IOException as error:
                 if not _is_lock_error(error):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ingest load|status|demo``.
+"""Command line: ``python -m ingest load|status|demo|rebuild-facts``.
 
 Exit codes of ``load``: 0 when every file loaded (in quarantine mode some rows may be in
 the rejects table); 1 when the load was rejected (strict mode, any error), when any file
@@ -64,6 +64,8 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument("--lang", choices=LANGS, default=_default_lang(),
                         help="language of the printed status (default: $LOANLENS_LANG, else zh)")
 
+    rebuild = commands.add_parser("rebuild-facts", help="rebuild the fact tables the reports read")
+    rebuild.add_argument("--db", help="database file")
     commands.add_parser("demo", help="build the demo portfolio (see python -m ingest demo --help)", add_help=False)
     return parser
 
@@ -145,6 +147,25 @@ def _run_status(args) -> int:
     return EXIT_OK
 
 
+def _run_rebuild_facts(args) -> int:
+    from ingest import facts
+    from queries import db
+
+    path = db.resolve_db_path(args.db)
+    if not path.exists():
+        print(f"database file {path} does not exist", file=sys.stderr)
+        return EXIT_REJECTED
+    con = db.connect(path)
+    try:
+        con.execute("begin transaction")
+        facts.rebuild(con)
+        con.execute("commit")
+    finally:
+        con.close()
+    print(f"fact tables of {path} rebuilt")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "demo":
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "load":
         return _run_load(args, parser)
+    if args.command == "rebuild-facts":
+        return _run_rebuild_facts(args)
     return _run_status(args)
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import demo_breaches as B
+from ingest import facts
 from ingest import demo_params as P
 from ingest import demo_sim as S
 from queries import db
@@ -155,6 +156,7 @@ def generate_demo(db_path: str | os.PathLike | None, n_loans: int = DEFAULT_LOAN
             _log_load(con, load_ids[table], table, digest, rows_count, load_started, finished,
                       grid)
         db.set_meta(con, "dataset", "demo")
+        facts.rebuild(con)
         con.execute("commit")
     except BaseException:
         try:

@@ -34,7 +34,7 @@ import duckdb
 import pandas as pd
 
 import queries
-from ingest import pii, sqlfuncs, validate
+from ingest import facts, pii, sqlfuncs, validate
 from ingest.columns import CONTRACT, TABLES, column_spec
 from ingest.mapping import ColumnMapping
 from ingest.readers import Source, SourceError, read_source
@@ -466,6 +466,8 @@ class _Loader:
                 self._insert_rejects()
             if writes:
                 db.set_meta(con, "dataset", "user")
+                self.step("rebuilding fact tables")
+                facts.rebuild(con)
             con.execute("commit")
         except Exception as error:
             con.execute("rollback")
@@ -686,6 +688,7 @@ def remove_load(db_path, load_id: int) -> int:
             removed += count
         con.execute("update load_log set result = 'removed', removed_at = now()::timestamp where load_id = ?",
                     [load_id])
+        facts.rebuild(con)
         con.execute("commit")
         logger.info("removed load %s: %s rows", load_id, removed)
         return removed

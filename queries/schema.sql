@@ -155,3 +155,86 @@ create or replace macro filtered_loans(products, channels, provinces, grades, vi
       and (grades is null or list_contains(grades::varchar[], grade))
       and (vintage_from is null or origination_date >= vintage_from::date)
       and (vintage_to is null or origination_date <= last_day(vintage_to::date));
+
+-- Fact tables: derived from the tables above by ingest/facts.py at the end of every write
+-- (import, load removal, demo), in the same transaction, so reports read few columns
+-- without joins. Never written by hand; `python -m ingest rebuild-facts` rebuilds them.
+-- Month numbers are year * 12 + month - 1 (January 2026 = 24312), so that consecutive
+-- months differ by 1 and make_date(n // 12, n % 12 + 1, 1) is the month's first day.
+
+-- One row per loan of `loans`, keyed by a dense integer loan_key (origination order).
+create table if not exists loan_facts (
+    loan_key integer not null,
+    loan_id varchar not null,
+    borrower_id varchar,
+    origination_date date not null,
+    vintage date not null,               -- first day of the origination month
+    origination_month integer not null,  -- month number of origination_date
+    principal decimal(18, 2) not null,
+    term_months integer,
+    product varchar,
+    channel varchar,
+    province varchar,
+    city varchar,
+    county varchar,
+    region_code varchar,
+    grade varchar,
+    first_month integer,                 -- month number of the first month-end row, or null
+    last_month integer,                  -- month number of the last month-end row, or null
+    last_status varchar,                 -- status at the last month-end row
+    -- FPD30 (metrics.md): judged on instalment 1 when the loan has instalment rows, else on
+    -- the first month-end at least 30 days after origination + 1 month (or the last
+    -- month-end before it when the loan closed earlier).
+    fpd30_judged_month date,             -- month-end by which the loan can be judged
+    is_fpd30 boolean,
+    fpd30_from_installments boolean
+);
+
+-- One row per loan_months row of a loan in loan_facts, with the loan's segment columns and
+-- the same loan's row one month later (next_*: null when that month-end is missing).
+create table if not exists month_facts (
+    loan_key integer not null,
+    snapshot_date date not null,
+    month_number integer not null,       -- month number of snapshot_date
+    mob integer not null,                -- months on book: month_number - origination_month
+    dpd integer not null,
+    outstanding_principal decimal(18, 2) not null,
+    overdue_principal decimal(18, 2),
+    status varchar not null,
+    is_active boolean not null,          -- status neither paid_off nor charged_off
+    principal_paid decimal(18, 2),
+    interest_paid decimal(18, 2),
+    charged_off_amount decimal(18, 2),
+    recovered_amount decimal(18, 2),
+    next_dpd integer,
+    next_status varchar,
+    next_outstanding_principal decimal(18, 2),
+    origination_date date not null,
+    origination_month integer not null,
+    principal decimal(18, 2) not null,
+    product varchar,
+    channel varchar,
+    province varchar,
+    grade varchar
+);
+
+-- The shared filters on the fact tables; same arguments and meaning as filtered_loans.
+create or replace macro filtered_loan_facts(products, channels, provinces, grades, vintage_from, vintage_to) as table
+    select *
+    from loan_facts
+    where (products is null or list_contains(products::varchar[], product))
+      and (channels is null or list_contains(channels::varchar[], channel))
+      and (provinces is null or list_contains(provinces::varchar[], province))
+      and (grades is null or list_contains(grades::varchar[], grade))
+      and (vintage_from is null or origination_date >= vintage_from::date)
+      and (vintage_to is null or origination_date <= last_day(vintage_to::date));
+
+create or replace macro filtered_month_facts(products, channels, provinces, grades, vintage_from, vintage_to) as table
+    select *
+    from month_facts
+    where (products is null or list_contains(products::varchar[], product))
+      and (channels is null or list_contains(channels::varchar[], channel))
+      and (provinces is null or list_contains(provinces::varchar[], province))
+      and (grades is null or list_contains(grades::varchar[], grade))
+      and (vintage_from is null or origination_date >= vintage_from::date)
+      and (vintage_to is null or origination_date <= last_day(vintage_to::date));

@@ -1,0 +1,105 @@
+"""Fact tables derived from the stored loan tape, rebuilt after every write.
+
+Reports on a book of a million loans cannot afford to join 15 million month-end rows to
+the loans table on a text key at every page view. After each import, load removal and
+demo generation, and inside the same transaction, :func:`rebuild` fills:
+
+- ``loan_facts``: one row per loan with a dense integer ``loan_key``, its segment columns,
+  first and last month-end and the FPD30 judgement;
+- ``month_facts``: one row per month-end row with the loan's segment columns, months on
+  book and the same loan's next month-end (``next_*``), so roll rates need no self-join;
+- the tables of any step listed in :data:`EXTRA_STEPS` (collection episodes and calls).
+
+The tables are described in ``queries/schema.sql`` and filled by the named queries in
+``queries/facts*.sql``. A signature of the source tables (row counts and the last load id)
+is kept in ``app_meta``; :func:`is_current` compares it, so a database written by an
+older LoanLens, or changed by hand, is rebuilt before reports read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import duckdb
+
+import queries
+from queries import db
+
+logger = logging.getLogger(__name__)
+
+# Bump when a fact table's definition changes, so existing databases are rebuilt.
+FACTS_VERSION = "1"
+META_KEY = "facts_signature"
+
+CORE_STEPS = ["facts_clear", "facts_loan_keys", "facts_insert_months", "facts_insert_loans"]
+# Named queries run after the core steps, in order; each clears and fills its own tables.
+EXTRA_STEPS: list[str] = []
+
+_SOURCE_TABLES = ("loans", "loan_months", "installments", "collection_actions")
+
+
+def signature(con: duckdb.DuckDBPyConnection) -> str:
+    """Return the facts version with the source tables' row counts and the last load id."""
+    counts = con.execute(
+        "select "
+        + ", ".join(f"(select count(*) from {table})" for table in _SOURCE_TABLES)
+        + ", (select coalesce(max(load_id), 0) from load_log)"
+    ).fetchone()
+    return FACTS_VERSION + ":" + ",".join(str(value) for value in counts)
+
+
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the fact tables were built from the tables as they are now."""
+    try:
+        return db.get_meta(con, META_KEY) == signature(con)
+    except duckdb.CatalogException:
+        return False
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Refill every fact table from the source tables on ``con``.
+
+    Runs inside the caller's transaction when there is one, so a failed import leaves the
+    fact tables as they were. Records the new signature in ``app_meta``.
+    """
+    started = time.perf_counter()
+    for name in CORE_STEPS + EXTRA_STEPS:
+        step_started = time.perf_counter()
+        queries.execute(con, name)
+        logger.debug("facts step %s took %.2f s", name, time.perf_counter() - step_started)
+    con.execute("drop table if exists fact_keys")
+    db.set_meta(con, META_KEY, signature(con))
+    logger.info("fact tables rebuilt in %.1f s", time.perf_counter() - started)
+
+
+def ensure_current(path: str | os.PathLike | None = None) -> bool:
+    """Rebuild the fact tables of the database file when they are missing or stale.
+
+    Opens a read-only connection to check, and a writing one only when a rebuild is
+    needed. Returns True when it rebuilt. A file that does not exist is left alone.
+    """
+    db_path = db.resolve_db_path(path)
+    if not db_path.exists():
+        return False
+    con = db.connect(db_path, read_only=True)
+    try:
+        current = is_current(con)
+    finally:
+        con.close()
+    if current:
+        return False
+    logger.info("fact tables of %s are missing or stale; rebuilding", db_path)
+    con = db.connect(db_path)
+    try:
+        con.execute("begin transaction")
+        try:
+            rebuild(con)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        con.close()
+    return True
