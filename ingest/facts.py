@@ -11,9 +11,10 @@ demo generation, and inside the same transaction, :func:`rebuild` fills:
 - the tables of any step listed in :data:`EXTRA_STEPS` (collection episodes and calls).
 
 The tables are described in ``queries/schema.sql`` and filled by the named queries in
-``queries/facts*.sql``. A signature of the source tables (row counts and the last load id)
-is kept in ``app_meta``; :func:`is_current` compares it, so a database written by an
-older LoanLens, or changed by hand, is rebuilt before reports read it.
+``queries/facts*.sql``. A signature of the source tables (row counts and the last
+``loaded`` load id; failed attempts do not count) is kept in ``app_meta``;
+:func:`is_current` compares it, so a database written by an older LoanLens, or changed by
+hand, is rebuilt before reports read it.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ _SOURCE_TABLES = ("loans", "loan_months", "installments", "collection_actions")
 
 
 def signature(con: duckdb.DuckDBPyConnection) -> str:
-    """Return the facts version with the source tables' row counts and the last load id."""
+    """Return the facts version, the source tables' row counts and the last loaded load id."""
     counts = con.execute(
         "select "
         + ", ".join(f"(select count(*) from {table})" for table in _SOURCE_TABLES)
-        + ", (select coalesce(max(load_id), 0) from load_log)"
+        + ", (select coalesce(max(load_id), 0) from load_log where result = 'loaded')"
     ).fetchone()
     return FACTS_VERSION + ":" + ",".join(str(value) for value in counts)
 

@@ -81,7 +81,8 @@ ID_PATTERN = re.compile(r"[1-9]\d{5}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d
 
 
 # Tables that hold imported rows; a rejected load must leave them unchanged.
-DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects")
+DATA_TABLES = ("loans", "loan_attributes", "loan_months", "installments", "collection_actions", "rejects",
+               "loan_facts", "month_facts")
 
 
 def database_snapshot(db_path) -> dict:
