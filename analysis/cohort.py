@@ -24,7 +24,8 @@ import pandas as pd
 import queries
 from analysis.buckets import DEFAULT_BUCKETS, Buckets
 from analysis.cli import Command, UsageError
-from analysis.export import EXCEL_MAX_ROWS, format_from_path
+from analysis import export
+from analysis.export import format_from_path
 from analysis.filters import Filters, resolve_as_of
 from queries import db
 
@@ -185,11 +186,12 @@ class CohortFilters:
 class Selection:
     """The loans a cohort filter selects, with the counts the download page shows live."""
 
-    loans: pd.DataFrame          # cohort_loans rows with bucket_as_of labels
+    loans: pd.DataFrame          # every LOAN_COLUMNS column, one row per loan
     as_of: dt.date | None        # as-of month-end used
     loan_count: int
     balance: float               # outstanding principal at the as-of month, yuan
     loan_month_count: int        # rows of a loan-month download
+    filters: "CohortFilters | None" = None   # the filters, with the as-of month resolved
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,16 @@ class CohortSummary:
     loan_month_count: int        # rows of a loan-month download
 
 
+def _resolved(con: duckdb.DuckDBPyConnection, filters: CohortFilters) -> CohortFilters:
+    """Return ``filters`` with the as-of month set (the latest month when unset)."""
+    base = resolve_as_of(con, filters.base)
+    return CohortFilters(**{**filters.__dict__, "base": base})
+
+
+def _selection_params(filters: CohortFilters, bucket_set: Buckets) -> dict:
+    return {**filters.params(bucket_set), "bucket_labels": list(bucket_set.labels)}
+
+
 def summarise(
     con: duckdb.DuckDBPyConnection,
     filters: CohortFilters,
@@ -209,21 +221,20 @@ def summarise(
 ) -> CohortSummary:
     """Return the loan count, balance and loan-month rows that ``filters`` select.
 
-    Runs ``cohort_loans`` inside an aggregate, so the page's live counts do not fetch
+    Runs ``cohort_selection`` inside an aggregate, so the page's live counts do not fetch
     every selected loan.
     """
-    base = resolve_as_of(con, filters.base)
-    filters = CohortFilters(**{**filters.__dict__, "base": base})
-    selection_sql = queries.get_query("cohort_loans").sql
+    filters = _resolved(con, filters)
+    selection_sql = queries.get_query("cohort_selection").sql
     row = queries.run_sql(
         con,
         "select count(*) as loan_count, "
         "coalesce(sum(outstanding_principal_as_of), 0) as balance, "
         f"coalesce(sum(months_observed), 0) as loan_month_count from ({selection_sql})",
-        filters.params(bucket_set),
+        _selection_params(filters, bucket_set),
     ).iloc[0]
     return CohortSummary(
-        as_of=base.as_of,
+        as_of=filters.base.as_of,
         loan_count=int(row["loan_count"]),
         balance=float(row["balance"]),
         loan_month_count=int(row["loan_month_count"]),
@@ -281,32 +292,136 @@ def check_columns(con: duckdb.DuckDBPyConnection, grain: str, columns: list[str]
     return list(columns)
 
 
+# --- the download query ---------------------------------------------------------------
+# The download is one SQL statement assembled from the named queries of queries/cohort.sql:
+# cohort_selection as a CTE, and cohort_loan_details, cohort_loan_months and
+# cohort_month_sources only when a chosen column needs them. Column names reach the SQL
+# text only after check_columns has matched them against the allow-list; values are
+# bound parameters.
+
+# Loan columns that loan_facts lacks (query cohort_loan_details).
+DETAIL_COLUMNS = frozenset({
+    "annual_rate", "repayment_method", "branch", "score", "guarantee_type", "group_id",
+    "is_first_loan", "borrower_age", "borrower_gender",
+})
+# Month columns that month_facts lacks (query cohort_month_sources).
+MONTH_SOURCE_COLUMNS = frozenset({"overdue_interest", "is_derived"})
+# Amount columns (DECIMAL yuan), written as DOUBLE so that the file schema stays as it was
+# when downloads went through pandas.
+AMOUNT_COLUMNS = frozenset({
+    "principal", "outstanding_principal_as_of", "outstanding_principal", "overdue_principal",
+    "overdue_interest", "principal_paid", "interest_paid", "charged_off_amount",
+    "recovered_amount",
+})
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_expression(column: str, grain: str, attribute_params: dict[str, str]) -> str:
+    """Return the select-list entry of one checked column."""
+    if column.startswith(ATTRIBUTE_PREFIX):
+        parameter = attribute_params[column[len(ATTRIBUTE_PREFIX):]]
+        expression = f"a.{parameter}"
+    elif column in MONTH_SOURCE_COLUMNS:
+        expression = f"ms.{column}"
+    elif grain == "loan-month" and column in MONTH_COLUMNS:
+        expression = f"m.{column}"
+    elif column in DETAIL_COLUMNS:
+        expression = f"d.{column}"
+    else:
+        expression = f"s.{column}"
+    if column in AMOUNT_COLUMNS:
+        expression = f"{expression}::double"
+    return f"{expression} as {_quote_identifier(column)}"
+
+
+def download_sql(
+    filters: CohortFilters,
+    grain: str,
+    columns: list[str],
+    bucket_set: Buckets = DEFAULT_BUCKETS,
+) -> tuple[str, dict]:
+    """Return the SQL and bound parameters of a download with ``columns`` in order.
+
+    ``filters`` must have its as-of month resolved and ``columns`` must have passed
+    :func:`check_columns`. Rows are ordered by loan_id (and snapshot_date).
+    """
+    check_grain(grain)
+    attributes = [column[len(ATTRIBUTE_PREFIX):] for column in columns if column.startswith(ATTRIBUTE_PREFIX)]
+    attribute_params = {name: f"attribute_{number}" for number, name in enumerate(attributes, start=1)}
+    values = {
+        **_selection_params(filters, bucket_set),
+        **{parameter: name for name, parameter in attribute_params.items()},
+        "attribute_columns": attributes,
+    }
+    used_queries = [queries.get_query("cohort_selection")]
+    ctes = [f"cohort_selection as (\n{used_queries[0].sql}\n)"]
+    joins = []
+
+    def add_query(cte_name: str, query_name: str, join: str) -> None:
+        query = queries.get_query(query_name)
+        used_queries.append(query)
+        ctes.append(f"{cte_name} as (\n{query.sql}\n)")
+        joins.append(join)
+
+    if grain == "loan-month":
+        add_query("month_rows", "cohort_loan_months", "inner join month_rows as m on m.loan_key = s.loan_key")
+        if MONTH_SOURCE_COLUMNS.intersection(columns):
+            add_query(
+                "month_sources",
+                "cohort_month_sources",
+                "left join month_sources as ms on ms.loan_id = s.loan_id and ms.snapshot_date = m.snapshot_date",
+            )
+    if DETAIL_COLUMNS.intersection(columns):
+        add_query("loan_details", "cohort_loan_details", "left join loan_details as d on d.loan_key = s.loan_key")
+    parameter_names = set().union(*(query.parameters for query in used_queries))
+    if attributes:
+        parameter_names.update(["attribute_columns", *attribute_params.values()])
+        pivot = ",\n".join(
+            f"max(value) filter (where attribute = ${parameter}) as {parameter}"
+            for parameter in attribute_params.values()
+        )
+        ctes.append(
+            "attribute_values as (\nselect loan_id,\n" + pivot + "\nfrom loan_attributes\n"
+            "where list_contains($attribute_columns::varchar[], attribute)\n"
+            "  and loan_id in (select loan_id from cohort_selection)\ngroup by loan_id\n)"
+        )
+        joins.append("left join attribute_values as a on a.loan_id = s.loan_id")
+
+    select_list = ",\n    ".join(_column_expression(column, grain, attribute_params) for column in columns)
+    order = "s.loan_id, m.snapshot_date" if grain == "loan-month" else "s.loan_id"
+    sql = (
+        "with\n" + ",\n".join(ctes)
+        + f"\nselect\n    {select_list}\nfrom cohort_selection as s\n"
+        + "\n".join(joins)
+        + f"\norder by {order}"
+    )
+    return sql, {name: values[name] for name in sorted(parameter_names)}
+
+
 def select_loans(
     con: duckdb.DuckDBPyConnection,
     filters: CohortFilters,
     bucket_set: Buckets = DEFAULT_BUCKETS,
 ) -> Selection:
-    """Run ``cohort_loans`` for ``filters`` and return the selection with its counts.
+    """Fetch every loan-level column of the loans ``filters`` select, with their counts.
 
     The as-of month is the shared filter's, or the latest month in the data when unset.
+    For a file, :func:`write_download` streams the rows instead of fetching them.
     """
-    base = resolve_as_of(con, filters.base)
-    filters = CohortFilters(**{**filters.__dict__, "base": base})
-    loans = queries.run(con, "cohort_loans", filters.params(bucket_set))
-    labels = pd.Series(bucket_set.labels)
-    codes = loans.pop("bucket_code_as_of")
-    loans.insert(
-        loans.columns.get_loc("outstanding_principal_as_of"),
-        "bucket_as_of",
-        codes.map(lambda code: None if pd.isna(code) else labels[int(code)]),
-    )
+    filters = _resolved(con, filters)
+    sql, params = download_sql(filters, "loan", list(LOAN_COLUMNS), bucket_set)
+    loans = queries.run_sql(con, sql, params)
     balance = float(loans["outstanding_principal_as_of"].fillna(0).sum()) if len(loans) else 0.0
     return Selection(
         loans=loans,
-        as_of=base.as_of,
+        as_of=filters.base.as_of,
         loan_count=len(loans),
         balance=balance,
         loan_month_count=int(loans["months_observed"].sum()) if len(loans) else 0,
+        filters=filters,
     )
 
 
@@ -325,45 +440,33 @@ def cohort_table(
         If the grain or a column is not allowed (see :func:`check_columns`).
     """
     columns = check_columns(con, grain, columns)
-    ids = selection.loans[["loan_id"]]
-    con.register("cohort_selection", ids)
-    try:
-        if grain == "loan":
-            table = selection.loans
-        else:
-            months = queries.run(
-                con,
-                "cohort_loan_months",
-                {"as_of": selection.as_of, **bucket_set.params()},
-            )
-            labels = pd.Series(bucket_set.labels)
-            months.insert(
-                months.columns.get_loc("bucket_code"),
-                "bucket",
-                months["bucket_code"].map(labels),
-            )
-            months = months.drop(columns="bucket_code")
-            # Only the chosen loan-level columns are joined, which keeps large tables fast.
-            loan_columns = [
-                column for column in columns
-                if column in selection.loans and column not in months and column != "loan_id"
-            ]
-            loan_part = selection.loans[["loan_id", *loan_columns]]
-            table = months.merge(loan_part, on="loan_id", how="left", validate="many_to_one")
-        chosen_attributes = [
-            column[len(ATTRIBUTE_PREFIX):] for column in columns if column.startswith(ATTRIBUTE_PREFIX)
-        ]
-        if chosen_attributes:
-            long = queries.run(con, "cohort_attributes", {"attribute_columns": chosen_attributes})
-            wide = long.pivot(index="loan_id", columns="attribute", values="value")
-            wide.columns = [ATTRIBUTE_PREFIX + name for name in wide.columns]
-            table = table.merge(wide.reset_index(), on="loan_id", how="left")
-            for column in columns:
-                if column not in table:
-                    table[column] = None
-    finally:
-        con.unregister("cohort_selection")
-    return table[columns].reset_index(drop=True)
+    filters = selection.filters or _resolved(con, CohortFilters(base=Filters(as_of=selection.as_of)))
+    sql, params = download_sql(filters, grain, columns, bucket_set)
+    return queries.run_sql(con, sql, params)
+
+
+def write_download(
+    con: duckdb.DuckDBPyConnection,
+    filters: CohortFilters,
+    grain: str,
+    columns: list[str],
+    path: str | Path,
+    file_format: str | None = None,
+    bucket_set: Buckets = DEFAULT_BUCKETS,
+) -> export.WrittenExport:
+    """Write the download of ``filters`` at ``grain`` to ``path``, streamed from DuckDB.
+
+    The rows never become a DataFrame, so a download of a million loans needs little
+    memory. The result carries the row count and the file's SHA-256 for download_audit.
+
+    Raises
+    ------
+    ValueError
+        If the grain or a column is not allowed, or an xlsx file would exceed one sheet.
+    """
+    columns = check_columns(con, grain, columns)
+    sql, params = download_sql(_resolved(con, filters), grain, columns, bucket_set)
+    return export.export_query(con, sql, params, path, file_format)
 
 
 def filter_options(con: duckdb.DuckDBPyConnection, max_values: int = 500) -> dict[str, list]:
@@ -493,8 +596,10 @@ def _cohort_filters(args: argparse.Namespace, filters: Filters) -> CohortFilters
     )
 
 
-def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
-    """Select the cohort and build the table; the audit row is written after the file."""
+def _run(
+    con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters
+) -> export.WrittenExport:
+    """Stream the cohort to ``--out``; the audit row is written after the connection closes."""
     if not args.out:
         raise UsageError("cohort downloads are audited with the file's hash; pass --out FILE")
     file_format = format_from_path(args.out)
@@ -504,36 +609,26 @@ def _run(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filt
         cohort_filters = _cohort_filters(args, filters)
         columns = list(_split([args.columns])) if args.columns else default_columns(args.grain)
         check_columns(con, args.grain, columns)
+        cohort_filters.params()  # raises ValueError on an unknown bucket label
     except UsageError:
         raise
     except ValueError as error:
         raise UsageError(str(error)) from None
-    selection = select_loans(con, cohort_filters)
-    table = cohort_table(con, selection, args.grain, columns)
-    if file_format == "xlsx" and len(table) + 1 > EXCEL_MAX_ROWS:
-        raise ValueError(
-            f"{len(table):,} rows do not fit in one Excel sheet (at most {EXCEL_MAX_ROWS - 1:,}); "
-            "write .csv or .parquet instead"
-        )
-    return table
+    return write_download(con, cohort_filters, args.grain, columns, args.out, file_format)
 
 
-def _record_cli_download(args: argparse.Namespace, filters: Filters, table: pd.DataFrame) -> None:
-    """Hash the written file and add its download_audit row through a short write connection.
+def _record_cli_download(args: argparse.Namespace, filters: Filters, written: export.WrittenExport) -> None:
+    """Add the download_audit row of the written file through a short write connection.
 
-    Called by the report framework after it has written ``--out`` and closed its read-only
-    connection, because the audit row needs the final file's hash and a write connection.
+    Called by the report framework after ``--out`` is written and its read-only
+    connection is closed, because the audit row needs a write connection.
     """
     out = args.out
-    db_path = args.db
-    cohort_filters = _cohort_filters(args, filters)
-    path = Path(out)
-    if not path.exists():
+    if not Path(out).exists():
         logger.error("download %s was not written; no audit row recorded", out)
         return
-    sha256 = file_sha256(path.read_bytes())
     try:
-        con = db.connect(db_path)
+        con = db.connect(args.db)
     except duckdb.Error as error:
         logger.error("cannot record the download of %s in download_audit: %s", out, error)
         return
@@ -541,12 +636,12 @@ def _record_cli_download(args: argparse.Namespace, filters: Filters, table: pd.D
         record_download(
             con,
             user_name=os_user_name(),
-            filters=cohort_filters,
+            filters=_cohort_filters(args, filters),
             grain=args.grain,
-            columns=list(table.columns),
-            file_format=format_from_path(out),
-            row_count=len(table),
-            sha256=sha256,
+            columns=list(written.columns),
+            file_format=written.file_format,
+            row_count=written.row_count,
+            sha256=written.sha256,
         )
     finally:
         con.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -52,8 +53,20 @@ def measure_report(
     con.close()
     timing["rows"] = len(table)
     if save:
-        table.to_parquet(save, index=False)
+        _save_report_table(table, save)
     return timing
+
+
+def _save_report_table(table, save: str) -> None:
+    """Write the report table to Parquet; a streamed export (cohort) is copied as written."""
+    from analysis.export import WrittenExport
+
+    if not isinstance(table, WrittenExport):
+        table.to_parquet(save, index=False)
+    elif table.file_format == "parquet":
+        shutil.copyfile(table.path, save)
+    else:
+        raise ValueError(f"--save needs a Parquet export; the command wrote {table.file_format} to {table.path}")
 
 
 def measure_floor(db_path: str, sql: str, runs: int) -> dict:

@@ -1,23 +1,28 @@
--- name: cohort_loans
+-- name: cohort_selection
 -- Loans matching the shared filters and the download filters, one row per loan, with
--- their state at the as-of month-end $as_of. Download filters (a null value means no
--- filter): $cities VARCHAR[]; $bucket_codes INTEGER[] (state codes at $as_of as in
--- analysis/buckets.py: 0 = C, 1..n = M1..Mn for the n upper bounds $bucket_bounds,
--- n+1 = M(n+1)+, n+2 = PAID, n+3 = WO); $ever_dpd INTEGER (dpd above it at any
--- month-end up to $as_of, or charged off by then); $strategies VARCHAR[] (at least one collection action up to
--- $as_of under one of these strategies); $attribute_names and $attribute_values
--- (VARCHAR[] of equal length, pairs name = value; values of one name are alternatives,
--- different names must all match). Columns:
---   loan_id ... borrower_gender   the stored loans columns except load_id (borrower_id is
---                                 the keyed hash; raw personal data is never stored)
+-- their state at the as-of month-end $as_of. Reads the fact tables only (integer loan_key
+-- joins). Download filters (a null value means no filter): $cities VARCHAR[];
+-- $bucket_codes INTEGER[] (state codes at $as_of as in analysis/buckets.py: 0 = C,
+-- 1..n = M1..Mn for the n upper bounds $bucket_bounds, n+1 = M(n+1)+, n+2 = PAID,
+-- n+3 = WO); $ever_dpd INTEGER (dpd above it at any month-end up to $as_of, or charged off
+-- by then); $strategies VARCHAR[] (at least one collection action up to $as_of under one
+-- of these strategies); $attribute_names and $attribute_values (VARCHAR[] of equal
+-- length, pairs name = value; values of one name are alternatives, different names must
+-- all match). $bucket_labels VARCHAR[] are the labels of the state codes, in code order.
+-- Columns:
+--   loan_key                 INTEGER        loan_facts key
+--   loan_id, borrower_id, origination_date, principal, term_months, product, channel,
+--   province, city, county, region_code, grade
+--                                           as stored in loans (borrower_id is the keyed
+--                                           hash; raw personal data is never stored)
 --   vintage                  DATE           first day of the origination month
 --   as_of_date               DATE           $as_of
 --   mob                      INTEGER        months on book at $as_of (origination month = 0)
 --   status_as_of             VARCHAR        status of the latest snapshot up to $as_of
 --   dpd_as_of                INTEGER        dpd at $as_of; null without a snapshot at $as_of
+--   bucket_as_of             VARCHAR        label of the state code at $as_of; null when the
+--                                           loan has no snapshot at $as_of and did not close
 --   outstanding_principal_as_of DECIMAL     yuan at $as_of; 0 once paid off or charged off
---   bucket_code_as_of        INTEGER        state code at $as_of; null when the loan has no
---                                           snapshot at $as_of and did not close before
 --   max_dpd                  INTEGER        highest dpd at any month-end up to $as_of
 --   ever_charged_off         BOOLEAN        charged off at any month-end up to $as_of
 --   months_observed          BIGINT         month-end snapshots up to $as_of
@@ -25,43 +30,24 @@ with
 chosen_loans as (
     select
         *
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
     where $cities is null
        or list_contains($cities::varchar[], city)
 ),
 
-snapshots as (
-    select
-        lm.loan_id,
-        lm.snapshot_date,
-        lm.dpd,
-        lm.outstanding_principal,
-        lm.status
-    from loan_months as lm
-    inner join chosen_loans as cl
-        on cl.loan_id = lm.loan_id
-    where lm.snapshot_date <= $as_of::date
-),
-
 history as (
     select
-        loan_id,
+        loan_key,
         max(dpd) as max_dpd,
         bool_or(status = 'charged_off') as ever_charged_off,
         count(*) as months_observed,
-        arg_max(status, snapshot_date) as last_status,
-        max(snapshot_date) as last_snapshot_date
-    from snapshots
-    group by loan_id
-),
-
-as_of_snapshot as (
-    select
-        loan_id,
-        dpd,
-        outstanding_principal
-    from snapshots
-    where snapshot_date = $as_of::date
+        arg_max(status, month_number) as last_status,
+        any_value(dpd) filter (where snapshot_date = $as_of::date) as dpd_as_of,
+        any_value(outstanding_principal) filter (where snapshot_date = $as_of::date) as outstanding_principal_as_of
+    from filtered_month_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where snapshot_date <= $as_of::date
+    group by
+        loan_key
 ),
 
 strategy_loans as (
@@ -91,36 +77,47 @@ attribute_loans as (
 
 loan_state as (
     select
-        cl.* exclude (load_id),
-        date_trunc('month', cl.origination_date)::date as vintage,
+        cl.loan_key,
+        cl.loan_id,
+        cl.borrower_id,
+        cl.origination_date,
+        cl.vintage,
+        cl.principal,
+        cl.term_months,
+        cl.product,
+        cl.channel,
+        cl.province,
+        cl.city,
+        cl.county,
+        cl.region_code,
+        cl.grade,
         $as_of::date as as_of_date,
-        date_diff('month', date_trunc('month', cl.origination_date), $as_of::date)::integer as mob,
+        (year($as_of::date) * 12 + month($as_of::date) - 1 - cl.origination_month)::integer as mob,
         h.last_status as status_as_of,
-        s.dpd as dpd_as_of,
+        h.dpd_as_of,
         case
             when h.last_status in ('paid_off', 'charged_off') then 0.00
-            else s.outstanding_principal
+            else h.outstanding_principal_as_of
         end::decimal(18, 2) as outstanding_principal_as_of,
         case
             when h.last_status = 'paid_off' then len($bucket_bounds::integer[]) + 2
             when h.last_status = 'charged_off' then len($bucket_bounds::integer[]) + 3
-            when s.dpd is null then null
-            when s.dpd <= 0 then 0
-            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < s.dpd))
+            when h.dpd_as_of is null then null
+            when h.dpd_as_of <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < h.dpd_as_of))
         end as bucket_code_as_of,
         h.max_dpd,
         coalesce(h.ever_charged_off, false) as ever_charged_off,
         coalesce(h.months_observed, 0) as months_observed
     from chosen_loans as cl
     left join history as h
-        on h.loan_id = cl.loan_id
-    left join as_of_snapshot as s
-        on s.loan_id = cl.loan_id
+        on h.loan_key = cl.loan_key
 ),
 
 final as (
     select
-        *
+        * exclude (bucket_code_as_of),
+        list_extract($bucket_labels::varchar[], bucket_code_as_of + 1) as bucket_as_of
     from loan_state
     where ($bucket_codes is null or list_contains($bucket_codes::integer[], bucket_code_as_of))
       and ($ever_dpd is null or max_dpd > $ever_dpd::integer or ever_charged_off)
@@ -130,95 +127,84 @@ final as (
 
 select
     *
-from final
-order by
-    loan_id;
+from final;
+
+
+-- name: cohort_loan_details
+-- Columns of the loans table that loan_facts lacks, for the loans in the relation
+-- cohort_selection (the result of the query cohort_selection, which the caller defines
+-- as a CTE). One row per loan. Columns: loan_key INTEGER, then annual_rate DOUBLE
+-- (fraction), repayment_method, branch VARCHAR, score DOUBLE, guarantee_type, group_id
+-- VARCHAR, is_first_loan BOOLEAN, borrower_age INTEGER (years), borrower_gender VARCHAR,
+-- all as stored in loans.
+select
+    s.loan_key,
+    l.annual_rate,
+    l.repayment_method,
+    l.branch,
+    l.score,
+    l.guarantee_type,
+    l.group_id,
+    l.is_first_loan,
+    l.borrower_age,
+    l.borrower_gender
+from cohort_selection as s
+inner join loans as l
+    on l.loan_id = s.loan_id;
 
 
 -- name: cohort_loan_months
--- Month-end snapshots up to $as_of of the loans in the relation cohort_selection (one
--- column loan_id), which the caller registers from the result of cohort_loans. One row
--- per (loan, month-end). Columns:
---   loan_id                  VARCHAR
+-- Month-end snapshots up to $as_of of the loans in the relation cohort_selection (see
+-- cohort_loan_details), from month_facts. One row per (loan, month-end). Columns:
+--   loan_key                 INTEGER
 --   snapshot_date            DATE           month-end
 --   mob                      INTEGER        months on book at snapshot_date
 --   dpd                      INTEGER        days past due
---   bucket_code              INTEGER        state code as in cohort_loans
---   outstanding_principal, overdue_principal, overdue_interest,
---   principal_paid, interest_paid, charged_off_amount, recovered_amount
+--   bucket                   VARCHAR        label ($bucket_labels) of the state code, codes
+--                                           as in cohort_selection
+--   outstanding_principal, overdue_principal, principal_paid, interest_paid,
+--   charged_off_amount, recovered_amount
 --                            DECIMAL(18,2)  yuan
 --   status                   VARCHAR        active / paid_off / charged_off / restructured / extended
---   is_derived               BOOLEAN        built from installments
-with
-selection as (
-    select
-        loan_id
-    from cohort_selection
-),
-
-snapshots as (
-    select
-        lm.*,
-        l.origination_date
-    from loan_months as lm
-    inner join selection as s
-        on s.loan_id = lm.loan_id
-    inner join loans as l
-        on l.loan_id = lm.loan_id
-    where lm.snapshot_date <= $as_of::date
-),
-
-final as (
-    select
-        loan_id,
-        snapshot_date,
-        date_diff('month', date_trunc('month', origination_date), snapshot_date)::integer as mob,
-        dpd,
+select
+    mf.loan_key,
+    mf.snapshot_date,
+    mf.mob,
+    mf.dpd,
+    list_extract(
+        $bucket_labels::varchar[],
         case
-            when status = 'paid_off' then len($bucket_bounds::integer[]) + 2
-            when status = 'charged_off' then len($bucket_bounds::integer[]) + 3
-            when dpd <= 0 then 0
-            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < dpd))
-        end as bucket_code,
-        outstanding_principal,
-        overdue_principal,
-        overdue_interest,
-        status,
-        principal_paid,
-        interest_paid,
-        charged_off_amount,
-        recovered_amount,
-        is_derived
-    from snapshots
-)
+            when mf.status = 'paid_off' then len($bucket_bounds::integer[]) + 2
+            when mf.status = 'charged_off' then len($bucket_bounds::integer[]) + 3
+            when mf.dpd <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < mf.dpd))
+        end + 1
+    ) as bucket,
+    mf.outstanding_principal,
+    mf.overdue_principal,
+    mf.status,
+    mf.principal_paid,
+    mf.interest_paid,
+    mf.charged_off_amount,
+    mf.recovered_amount
+from month_facts as mf
+where mf.snapshot_date <= $as_of::date
+  and mf.loan_key in (select loan_key from cohort_selection);
 
+
+-- name: cohort_month_sources
+-- Columns of loan_months that month_facts lacks, for the month-end rows up to $as_of of
+-- the loans in the relation cohort_selection (see cohort_loan_details). One row per
+-- (loan, month-end). Columns: loan_id VARCHAR, snapshot_date DATE, overdue_interest
+-- DECIMAL(18,2) yuan, is_derived BOOLEAN (built from installments).
 select
-    *
-from final
-order by
-    loan_id,
-    snapshot_date;
-
-
--- name: cohort_attributes
--- Extra attributes (loan_attributes) of the loans in cohort_selection, restricted to the
--- attribute names in $attribute_columns (VARCHAR[]). One row per (loan, attribute). Columns:
---   loan_id VARCHAR; attribute VARCHAR (header as written in the source file); value VARCHAR
-with
-final as (
-    select
-        la.loan_id,
-        la.attribute,
-        la.value
-    from loan_attributes as la
-    inner join cohort_selection as s
-        on s.loan_id = la.loan_id
-    where list_contains($attribute_columns::varchar[], la.attribute)
-)
-
-select
-    *
-from final;
+    lm.loan_id,
+    lm.snapshot_date,
+    lm.overdue_interest,
+    lm.is_derived
+from loan_months as lm
+where lm.snapshot_date <= $as_of::date
+  and lm.loan_id in (select loan_id from cohort_selection);
 
 
 -- name: cohort_filter_options

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingest import facts
 from queries import db
 
 # 18-digit id and a code with leading zeros: both must survive every download format.
@@ -85,6 +86,8 @@ def build_portfolio(path: Path) -> Path:
             "load_id) values (?, ?, ?, ?, ?, 1)",
             ACTIONS,
         )
+        # Rows inserted by hand bypass the import, which would rebuild the fact tables.
+        facts.rebuild(con)
     finally:
         con.close()
     return path

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 import streamlit as st
 
@@ -152,12 +154,15 @@ def _prepare(
     file_format: str,
     signature: tuple,
 ) -> None:
-    """Build the file, record it in download_audit and keep it for the download button."""
-    con = common.connection()
-    selection = cohort.select_loans(con, filters)
-    table = cohort.cohort_table(con, selection, grain, columns)
-    data = export.table_bytes(table, file_format)
-    sha256 = cohort.file_sha256(data)
+    """Build the file, record it in download_audit and keep it for the download button.
+
+    DuckDB streams the rows into a temporary file, so a large download never becomes a
+    DataFrame. The download button then serves the file's bytes.
+    """
+    with tempfile.TemporaryDirectory(prefix="loanlens_download_") as folder:
+        path = Path(folder) / f"download.{file_format}"
+        written = cohort.write_download(common.connection(), filters, grain, columns, path, file_format)
+        data = path.read_bytes()
     with common.write_connection() as con:
         cohort.record_download(
             con,
@@ -166,15 +171,15 @@ def _prepare(
             grain=grain,
             columns=columns,
             file_format=file_format,
-            row_count=len(table),
-            sha256=sha256,
+            row_count=written.row_count,
+            sha256=written.sha256,
         )
     stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
     st.session_state[PREPARED_KEY] = {
         "signature": signature,
         "data": data,
-        "rows": len(table),
-        "sha256": sha256,
+        "rows": written.row_count,
+        "sha256": written.sha256,
         "file_name": f"loanlens_{grain}_{stamp}.{file_format}",
         "mime": MIME_TYPES[file_format],
     }
