@@ -6,7 +6,9 @@ The Cox model lives in :mod:`analysis.survival_cox`; the records come from
 
 Kaplan–Meier is fitted with lifelines on counts aggregated per (segment, entry MOB,
 duration MOB, event type), passed as ``weights``, so every loan is used and a book of a
-million loans costs a few thousand rows. Risk sets follow the counting-process convention:
+million loans costs a few thousand rows. The counts are made in SQL
+(:func:`~analysis.survival_data.load_survival_counts`, used by the report command) or from
+loan records (:func:`~analysis.survival_data.load_survival_data`). Risk sets follow the counting-process convention:
 a loan is at risk at MOB t when entry_mob < t ≤ duration_mob (the same as lifelines'
 estimate and statsmodels ``SurvfuncRight``).
 """
@@ -30,6 +32,7 @@ from analysis.cli import Command
 from analysis.filters import Filters
 from analysis.survival_cox import COX_COMMAND, fit_cox  # noqa: F401  (re-exported)
 from analysis.survival_data import (
+    ALL_LABEL,
     ATTRIBUTE_PREFIX,
     DEFAULT,
     DEFAULT_EVENT_DPD,
@@ -37,9 +40,11 @@ from analysis.survival_data import (
     PREPAYMENT,
     SEGMENT_COLUMNS,
     Note,
+    SurvivalCounts,
     SurvivalData,
-    check_attributes,
+    load_survival_counts,
     load_survival_data,
+    merge_small_levels,
     segment_values,
 )
 
@@ -120,8 +125,19 @@ def format_p(p_value: float) -> str:
     return f"p = {p_value:.4f}"
 
 
-def aggregate_counts(data: SurvivalData, segment: str | None) -> pd.DataFrame:
-    """Count loans per (segment, entry_mob, duration_mob, event_type): the KM input rows."""
+def aggregate_counts(data: SurvivalData | SurvivalCounts, segment: str | None) -> pd.DataFrame:
+    """Count loans per (segment, entry_mob, duration_mob, event_type): the KM input rows.
+
+    ``data`` may be loan records or counts already made in SQL. Counts split by one column
+    also give the pooled counts (``segment`` None), but not those of another column.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is counts split by a column other than ``segment``.
+    """
+    if isinstance(data, SurvivalCounts):
+        return _counts_for_segment(data, segment)
     records = data.records
     labels = segment_values(records, segment, MAX_SEGMENTS)
     frame = pd.DataFrame(
@@ -133,6 +149,21 @@ def aggregate_counts(data: SurvivalData, segment: str | None) -> pd.DataFrame:
         }
     )
     counts = frame.groupby(list(frame.columns), sort=True).size().rename("loans")
+    return counts.reset_index()
+
+
+def _counts_for_segment(data: SurvivalCounts, segment: str | None) -> pd.DataFrame:
+    if segment is not None and segment != data.segment:
+        raise ValueError(
+            f"the survival counts are split by {data.segment!r}, not {segment!r}; "
+            f"load them with segment={segment!r}"
+        )
+    if segment is None:
+        frame = data.level_counts.assign(segment=ALL_LABEL)
+    else:
+        frame = merge_small_levels(data.level_counts, MAX_SEGMENTS)
+    keys = ["segment", "entry_mob", "duration_mob", "event_type"]
+    counts = frame.groupby(keys, sort=True)["loans"].sum().astype(np.int64)
     return counts.reset_index()
 
 
@@ -230,7 +261,7 @@ def _step_values(fitter, times: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"survival": values, "ci_lower": lower, "ci_upper": upper})
 
 
-def kaplan_meier(data: SurvivalData, segment: str | None = None) -> KaplanMeierResult:
+def kaplan_meier(data: SurvivalData | SurvivalCounts, segment: str | None = None) -> KaplanMeierResult:
     """Fit Kaplan–Meier curves of time to default by ``segment`` (None: one curve).
 
     Every usable loan is used. Prepayments and censoring both end follow-up, so 1 − S(t)
@@ -358,7 +389,7 @@ def logrank_test(counts: pd.DataFrame) -> TestResult:
     return TestResult("log-rank", statistic, df, float(stats.chi2.sf(statistic, df)))
 
 
-def cumulative_incidence(data: SurvivalData, segment: str | None = None) -> IncidenceResult:
+def cumulative_incidence(data: SurvivalData | SurvivalCounts, segment: str | None = None) -> IncidenceResult:
     """Cumulative incidence of default and of prepayment by segment (Aalen–Johansen).
 
     CIF_k(t) = Σ_{s ≤ t} S(s−) · d_k(s) / n(s), where S is the Kaplan–Meier probability of
@@ -413,20 +444,16 @@ def _add_survival_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_survival(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, filters: Filters) -> pd.DataFrame:
-    segment = args.segment
-    attributes = ()
-    if segment and segment.startswith(ATTRIBUTE_PREFIX):
-        attributes = (segment[len(ATTRIBUTE_PREFIX):],)
-        check_attributes(con, attributes)
-    elif segment and segment not in SEGMENT_COLUMNS:
+    segment = args.segment or None
+    if segment and not segment.startswith(ATTRIBUTE_PREFIX) and segment not in SEGMENT_COLUMNS:
         raise ValueError(
             f"--segment must be one of {', '.join(SEGMENT_COLUMNS)} or "
             f"{ATTRIBUTE_PREFIX}<extra attribute>; got {segment!r}"
         )
-    data = load_survival_data(con, filters, args.event_dpd, attributes)
+    data = load_survival_counts(con, filters, args.event_dpd, segment)
     if data.n_loans == 0:
         raise ValueError("no loans with follow-up match the filters; nothing to estimate")
-    result = kaplan_meier(data, segment or None)
+    result = kaplan_meier(data, segment)
     for note in result.notes:
         logger.warning("%s", note.text("en"))
     if result.logrank is not None:

@@ -94,6 +94,41 @@ class SurvivalData:
         return int((self.records["event_type"] == PREPAYMENT).sum())
 
 
+@dataclass
+class SurvivalCounts:
+    """Survival records counted per (segment, entry MOB, duration MOB, event type).
+
+    Built in SQL by :func:`load_survival_counts`, so a book of a million loans costs a few
+    thousand rows. ``level_counts`` has segment (text), entry_mob, duration_mob, event_type
+    (0 censored, 1 default, 2 prepayment), loans and first_loan_id (the smallest loan id of
+    the row), before any merging of small segment levels. ``segment`` is the column the
+    counts are split by (None: one segment ``all``). The notes are those of
+    :func:`load_survival_data` for the same loans.
+    """
+
+    level_counts: pd.DataFrame
+    segment: str | None
+    event_dpd: int
+    as_of: dt.date | None
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def n_loans(self) -> int:
+        return int(self.level_counts["loans"].sum())
+
+    @property
+    def n_defaults(self) -> int:
+        return self._loans_with(DEFAULT)
+
+    @property
+    def n_prepayments(self) -> int:
+        return self._loans_with(PREPAYMENT)
+
+    def _loans_with(self, event_type: int) -> int:
+        counts = self.level_counts
+        return int(counts.loc[counts["event_type"] == event_type, "loans"].sum())
+
+
 def attribute_column(name: str) -> str:
     """Return the records column of the extra attribute ``name``."""
     return f"{ATTRIBUTE_PREFIX}{name}"
@@ -196,6 +231,80 @@ def load_survival_data(
     return SurvivalData(records, excluded, event_dpd, filters.as_of, notes)
 
 
+def load_survival_counts(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    event_dpd: int = DEFAULT_EVENT_DPD,
+    segment: str | None = None,
+) -> SurvivalCounts:
+    """Count the survival records of the filtered loans per segment, entry, duration and event.
+
+    Gives the same loans, exclusions and notes as :func:`load_survival_data`, but the
+    records are counted in SQL (query ``survival_counts``) instead of being moved to pandas
+    one row per loan. ``segment`` is one of SEGMENT_COLUMNS, ``attr:<header>`` for an extra
+    attribute, or None for one segment ``all``.
+
+    Raises
+    ------
+    ValueError
+        If ``event_dpd`` is not a whole number >= 0 or ``segment`` is not a known column or
+        extra attribute.
+    """
+    event_dpd = check_event_dpd(event_dpd)
+    attribute = None
+    if segment is not None and segment.startswith(ATTRIBUTE_PREFIX):
+        attribute = segment[len(ATTRIBUTE_PREFIX):]
+        check_attributes(con, [attribute])
+    elif segment is not None and segment not in SEGMENT_COLUMNS:
+        check_column(segment, SEGMENT_COLUMNS)
+    filters = resolve_as_of(con, filters)
+    params = {
+        **filters.params(),
+        "event_dpd": event_dpd,
+        "segment": None if attribute is not None else segment,
+        "attribute": attribute,
+        "all_label": ALL_LABEL,
+        "missing_label": MISSING_LABEL,
+        "max_ids_named": MAX_IDS_NAMED,
+    }
+    if filters.as_of is None:
+        # No month-end at all: the query still runs and counts loans with no snapshots.
+        params["as_of"] = dt.date(9999, 12, 31)
+    table = queries.run(con, "survival_counts", params)
+
+    usable = table["record_status"] == "ok"
+    level_counts = table.loc[
+        usable, ["segment", "entry_mob", "duration_mob", "event_type", "loans", "first_loan_id"]
+    ].reset_index(drop=True)
+    for column in ("entry_mob", "duration_mob", "event_type", "loans"):
+        level_counts[column] = level_counts[column].astype(np.int64)
+
+    notes = []
+    for row in table.loc[~usable].sort_values("record_status").itertuples():
+        params = {"count": int(row.loans)}
+        if row.record_status in ("zero_duration", "negative_duration"):
+            named = list(row.rejected_loan_ids)
+            params["loan_ids"] = ", ".join(named) + (" …" if row.loans > len(named) else "")
+            logger.warning(
+                "rejected %d loans with %s: %s", row.loans, row.record_status, params["loan_ids"]
+            )
+        notes.append(Note(f"excluded_{row.record_status}", params))
+    unknown_maturity = int(table.loc[usable, "unknown_maturity_loans"].sum())
+    if unknown_maturity:
+        notes.append(Note("maturity_unknown", {"count": unknown_maturity}))
+
+    counts = SurvivalCounts(level_counts, segment, event_dpd, filters.as_of, notes)
+    logger.info(
+        "survival counts: %d usable loans, %d defaults (dpd > %d), %d prepayments, %d left out",
+        counts.n_loans,
+        counts.n_defaults,
+        event_dpd,
+        counts.n_prepayments,
+        int(table.loc[~usable, "loans"].sum()),
+    )
+    return counts
+
+
 def _exclusion_notes(excluded: pd.DataFrame) -> list[Note]:
     """Turn the left-out loans into notes; rejected durations name their loan ids."""
     notes = []
@@ -224,3 +333,22 @@ def segment_values(records: pd.DataFrame, segment: str | None, max_levels: int) 
         keep = set(counts.index[: max_levels - 1])
         values = values.where(values.isin(keep), OTHER_LABEL)
     return values
+
+
+def merge_small_levels(level_counts: pd.DataFrame, max_levels: int) -> pd.DataFrame:
+    """Merge the smallest segment levels of ``level_counts`` into ``(other)``.
+
+    Keeps the same levels as :func:`segment_values` on the loan records: levels ranked by
+    loans, ties in order of first appearance in loan_id order (pandas ``value_counts``).
+    """
+    totals = level_counts.groupby("segment", sort=False).agg(
+        loans=("loans", "sum"), first_loan_id=("first_loan_id", "min")
+    )
+    if len(totals) <= max_levels:
+        return level_counts
+    in_appearance_order = totals.sort_values("first_loan_id")["loans"]
+    ranked = in_appearance_order.sort_values(ascending=False)
+    keep = set(ranked.index[: max_levels - 1])
+    merged = level_counts.copy()
+    merged["segment"] = merged["segment"].where(merged["segment"].isin(keep), OTHER_LABEL)
+    return merged

@@ -39,6 +39,7 @@ REBUILD_MEMORY_LIMIT = "2GB"
 CORE_STEPS = ["facts_clear", "facts_loan_keys", "facts_insert_months", "facts_insert_loans"]
 # Named queries run after the core steps, in order; each clears and fills its own tables.
 EXTRA_STEPS: list[str] = []
+EXTRA_STEPS.append("facts_survival_events")  # loan_survival_facts
 
 _SOURCE_TABLES = ("loans", "loan_months", "installments", "collection_actions")
 

@@ -238,3 +238,23 @@ create or replace macro filtered_month_facts(products, channels, provinces, grad
       and (grades is null or list_contains(grades::varchar[], grade))
       and (vintage_from is null or origination_date >= vintage_from::date)
       and (vintage_to is null or origination_date <= last_day(vintage_to::date));
+
+-- ---------------------------------------------------------------------------------------
+-- Survival fact table (filled by queries/facts_survival.sql).
+
+-- One row per loan with at least one month-end row that is past 30 dpd, paid off or charged
+-- off: the MOB of the first row of each kind, over all of the loan's rows. A default at
+-- threshold X is dpd > X or charged off; "before" means dpd minus the days of the month is
+-- above X (already past X one month-end earlier if nothing was paid), or charged off.
+create table if not exists loan_survival_facts (
+    loan_key integer not null,
+    paid_off_mob integer,
+    default_mob_30 integer,
+    default_mob_60 integer,
+    default_mob_90 integer,
+    default_before_mob_30 integer,
+    default_before_mob_60 integer,
+    default_before_mob_90 integer
+);
+-- End of the survival fact table.
+-- ---------------------------------------------------------------------------------------

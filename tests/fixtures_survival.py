@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.filters import month_end
+from ingest import facts
 
 TRUE_HAZARD_RATIOS = {"A": 1.0, "B": 2.0, "C": 3.5}
 
@@ -110,7 +111,8 @@ def simulate_portfolio(
 
 
 def write_portfolio(con, loans: pd.DataFrame, months: pd.DataFrame, attributes: pd.DataFrame | None = None) -> None:
-    """Insert simulated frames into the loans, loan_months (and loan_attributes) tables."""
+    """Insert simulated frames into the loans, loan_months (and loan_attributes) tables and
+    rebuild the fact tables the reports read."""
     columns = ", ".join(loans.columns)
     con.register("sim_loans", loans)
     con.execute(f"insert into loans ({columns}, load_id) select {columns}, 1 from sim_loans")
@@ -132,3 +134,4 @@ def write_portfolio(con, loans: pd.DataFrame, months: pd.DataFrame, attributes: 
         "insert into load_log (load_id, table_name, file_name, file_sha256, mode, started_at, result) "
         "values (1, 'loans', 'simulated', '-', 'demo', now(), 'loaded')"
     )
+    facts.rebuild(con)

@@ -16,6 +16,7 @@ from analysis.filters import Filters
 from analysis.survival import kaplan_meier
 from analysis.survival_cox import fit_cox
 from analysis.survival_data import load_survival_data
+from ingest import facts
 
 AS_OF = dt.date(2024, 12, 31)
 
@@ -99,6 +100,7 @@ def edge_con(con):
         "insert into loan_months (loan_id, snapshot_date, dpd, outstanding_principal, status, load_id) "
         "select loan_id, snapshot_date, dpd, outstanding_principal, status, load_id from edge_months"
     )
+    facts.rebuild(con)
     return con
 
 
