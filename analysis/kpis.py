@@ -134,14 +134,21 @@ def fpd30_cohorts(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
 
 def _latest_judged_cohort(months: pd.Series, cohorts: pd.DataFrame) -> pd.DataFrame:
     """For each month-end, pick the latest cohort whose judged_month is on or before it."""
+    month_values = np.array(list(months), dtype="datetime64[D]")
+    judged = np.array(list(cohorts["judged_month"]), dtype="datetime64[D]")
+    vintages = np.array(list(cohorts["vintage"]), dtype="datetime64[D]")
+    # eligible[i, j]: cohort j is judged by month i. The latest eligible cohort is the one
+    # with the largest vintage; vintages are unique, one row per origination month.
+    eligible = judged[np.newaxis, :] <= month_values[:, np.newaxis]
+    ranked = np.where(eligible, vintages.astype("int64")[np.newaxis, :], np.iinfo("int64").min)
+    positions = ranked.argmax(axis=1) if len(cohorts) else np.zeros(len(month_values), dtype=int)
     rows = []
-    for month in months:
-        judged = cohorts[cohorts["judged_month"] <= month]
-        if judged.empty:
+    for month, has_cohort, position in zip(months, eligible.any(axis=1), positions):
+        if not has_cohort:
             rows.append({"month": month, "fpd30_cohort": pd.NaT, "fpd30_loans": np.nan,
                          "fpd30_count_rate": np.nan, "fpd30_amount_rate": np.nan})
             continue
-        latest = judged.loc[judged["vintage"].idxmax()]
+        latest = cohorts.iloc[position]
         rows.append({
             "month": month,
             "fpd30_cohort": latest["vintage"],

@@ -143,17 +143,21 @@ def _add_reference_rates(table: pd.DataFrame, reference_cohorts: int, margin: fl
     """Add reference_rate and is_worse: each cell against the previous non-small cohorts."""
     wide = table.pivot(index="vintage", columns="mob", values="rate").sort_index()
     small = table.drop_duplicates("vintage").set_index("vintage")["is_small"].reindex(wide.index)
-    reference = pd.DataFrame(np.nan, index=wide.index, columns=wide.columns)
-    eligible_rows: list[dt.date] = []
-    for vintage in wide.index:
+    rates = wide.to_numpy(dtype=float)
+    reference = np.full(rates.shape, np.nan)
+    eligible_rows: list[int] = []
+    for row, is_small in enumerate(small.to_numpy(dtype=bool)):
         previous = eligible_rows[-reference_cohorts:]
         if len(previous) >= MIN_REFERENCE_COHORTS:
-            rates = wide.loc[previous]
-            counts = rates.notna().sum()
-            reference.loc[vintage] = rates.mean().where(counts >= MIN_REFERENCE_COHORTS)
-        if not small.loc[vintage]:
-            eligible_rows.append(vintage)
-    long = reference.stack().rename("reference_rate").reset_index()
+            window = rates[previous]
+            counts = np.count_nonzero(~np.isnan(window), axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.nansum(window, axis=0) / counts
+            reference[row] = np.where(counts >= MIN_REFERENCE_COHORTS, means, np.nan)
+        if not is_small:
+            eligible_rows.append(row)
+    reference_frame = pd.DataFrame(reference, index=wide.index, columns=wide.columns)
+    long = reference_frame.stack().rename("reference_rate").reset_index()
     table = table.merge(long, on=["vintage", "mob"], how="left")
     table["is_worse"] = (
         ~table["is_small"]

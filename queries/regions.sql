@@ -13,32 +13,35 @@
 --     when $par30_restructured is true);
 --   npl_loans BIGINT, npl_balance DECIMAL (active, dpd > $npl_dpd, the 次级 floor of the
 --     five-category preset; DPD alone makes this a floor of the true NPL).
+-- Reads the fact tables month_facts and loan_facts.
 with
 chosen_loans as (
     select
-        loan_id,
+        loan_key,
         province,
         city,
         county,
         region_code
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
 ),
 
+-- Joined on the integer loan_key of the fact tables; month_facts is stored in
+-- snapshot_date order, so the scan reads only the chosen months' row groups.
 active_snapshots as (
     select
-        lm.snapshot_date as month,
+        mf.snapshot_date as month,
         cl.province as province_text,
         cl.city as city_text,
         cl.county as county_text,
         cl.region_code,
-        lm.dpd,
-        lm.status,
-        lm.outstanding_principal
-    from loan_months as lm
+        mf.dpd,
+        mf.status,
+        mf.outstanding_principal
+    from month_facts as mf
     inner join chosen_loans as cl
-        on cl.loan_id = lm.loan_id
-    where lm.snapshot_date between $from_month and $as_of
-      and lm.status not in ('paid_off', 'charged_off')
+        on cl.loan_key = mf.loan_key
+    where mf.snapshot_date between $from_month and $as_of
+      and mf.is_active
 ),
 
 final as (

@@ -4,6 +4,8 @@
 -- is true. MOB counts whole months from a loan's own origination month (MOB 0). A cohort
 -- has reached MOB k when its last origination month plus k months is not after $as_of,
 -- so cells it has not reached are absent, never zero. "Bad" means dpd > $threshold.
+-- Reads the fact tables loan_facts and month_facts; months are compared as month numbers
+-- (year * 12 + month - 1).
 -- Columns:
 --   vintage               DATE           first day of the origination month or quarter
 --   mob                   INTEGER        months on book
@@ -18,59 +20,60 @@
 with
 cohort_loans as (
     select
-        loan_id,
         principal,
-        date_trunc('month', origination_date)::date as origination_month,
         case
-            when $quarterly then date_trunc('quarter', origination_date)::date
-            else date_trunc('month', origination_date)::date
-        end as vintage
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+            when $quarterly then origination_month - origination_month % 12 % 3
+            else origination_month
+        end as vintage_month
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
     where origination_date <= $as_of::date
 ),
 
 cohorts as (
     select
-        vintage,
+        vintage_month,
         count(*) as loan_count,
         sum(principal) as principal,
-        datediff(
-            'month',
-            vintage + to_months(case when $quarterly then 2 else 0 end),
-            date_trunc('month', $as_of::date)
-        ) as reached_mob
+        year($as_of::date) * 12 + month($as_of::date) - 1
+            - vintage_month
+            - case when $quarterly then 2 else 0 end as reached_mob
     from cohort_loans
-    group by vintage
+    group by vintage_month
 ),
 
+-- Bad or charged-off month-ends, usually a small share of all rows. Charged-off rows are
+-- never active, so the status text is compared only on inactive rows.
 bad_snapshots as (
     select
-        l.vintage,
-        l.loan_id,
-        l.principal,
-        datediff('month', l.origination_month, m.snapshot_date) as mob,
-        m.status,
-        m.dpd,
-        m.outstanding_principal
-    from loan_months as m
-    join cohort_loans as l using (loan_id)
-    where m.snapshot_date <= $as_of::date
-      and (m.dpd > $threshold or m.status = 'charged_off')
+        loan_key,
+        case
+            when $quarterly then origination_month - origination_month % 12 % 3
+            else origination_month
+        end as vintage_month,
+        principal,
+        mob,
+        is_active,
+        dpd,
+        outstanding_principal
+    from filtered_month_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    where snapshot_date <= $as_of::date
+      and origination_date <= $as_of::date
+      and (dpd > $threshold or (not is_active and status = 'charged_off'))
 ),
 
 first_bad as (
     select
-        vintage,
-        loan_id,
+        loan_key,
+        any_value(vintage_month) as vintage_month,
         any_value(principal) as principal,
         min(mob) as first_bad_mob
     from bad_snapshots
-    group by vintage, loan_id
+    group by loan_key
 ),
 
 ever_new as (
     select
-        vintage,
+        vintage_month,
         first_bad_mob as mob,
         count(*) as bad_count,
         sum(principal) as bad_principal
@@ -80,19 +83,19 @@ ever_new as (
 
 current_bad as (
     select
-        vintage,
+        vintage_month,
         mob,
         count(*) as bad_count,
         sum(outstanding_principal) as bad_balance
     from bad_snapshots
     where dpd > $threshold
-      and status not in ('paid_off', 'charged_off')
+      and is_active
     group by all
 ),
 
 grid as (
     select
-        vintage,
+        vintage_month,
         loan_count,
         principal,
         unnest(range(0, reached_mob + 1)) as mob
@@ -102,7 +105,7 @@ grid as (
 
 final as (
     select
-        g.vintage,
+        make_date(g.vintage_month // 12, g.vintage_month % 12 + 1, 1) as vintage,
         g.mob::integer as mob,
         g.loan_count::bigint as loan_count,
         g.principal,
@@ -112,13 +115,13 @@ final as (
         coalesce(c.bad_balance, 0) as current_bad_balance
     from grid as g
     left join ever_new as e
-        on e.vintage = g.vintage
+        on e.vintage_month = g.vintage_month
        and e.mob = g.mob
     left join current_bad as c
-        on c.vintage = g.vintage
+        on c.vintage_month = g.vintage_month
        and c.mob = g.mob
     window cumulative as (
-        partition by g.vintage
+        partition by g.vintage_month
         order by g.mob
         rows between unbounded preceding and current row
     )
@@ -145,6 +148,7 @@ order by vintage, mob;
 -- 0..n+1 for the buckets C..M(n+1)+, n+2 for PAID and n+4 for ever bad by MOB k. WO (n+3)
 -- does not occur because charged-off loans count as ever bad. A loan that is not closed
 -- and has no snapshot at MOB k gets null.
+-- Reads the fact tables loan_facts and month_facts.
 -- One row per (vintage, state_code). Columns:
 --   vintage        DATE           first day of the origination month or quarter
 --   mob            INTEGER        the cohort's latest reached MOB k
@@ -152,89 +156,101 @@ order by vintage, mob;
 --   loan_count     BIGINT         loans in that state
 --   principal      DECIMAL(38,2)  their disbursed principal, yuan
 with
+as_of_month as (
+    select
+        year($as_of::date) * 12 + month($as_of::date) - 1 as month_number
+),
+
+-- Filtered loans with their cohort and the cohort's reached MOB k. vintage_month is the
+-- month number of the origination month, or of the quarter's first month.
 cohort_loans as (
     select
-        loan_id,
-        principal,
-        date_trunc('month', origination_date)::date as origination_month,
-        case
-            when $quarterly then date_trunc('quarter', origination_date)::date
-            else date_trunc('month', origination_date)::date
-        end as vintage
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-    where origination_date <= $as_of::date
+        f.principal,
+        f.vintage_month,
+        a.month_number - f.vintage_month - case when $quarterly then 2 else 0 end
+            as reached_mob
+    from (
+        select
+            principal,
+            case
+                when $quarterly then origination_month - origination_month % 12 % 3
+                else origination_month
+            end as vintage_month
+        from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+        where origination_date <= $as_of::date
+    ) as f
+    cross join as_of_month as a
 ),
 
 cohorts as (
     select
-        vintage,
-        datediff(
-            'month',
-            vintage + to_months(case when $quarterly then 2 else 0 end),
-            date_trunc('month', $as_of::date)
-        ) as reached_mob
+        vintage_month,
+        reached_mob,
+        count(*) as loan_count,
+        sum(principal) as principal
     from cohort_loans
-    group by vintage
+    where reached_mob >= 0
+    group by all
 ),
 
-targets as (
+-- Month-end rows of the filtered loans with the cohort's reached MOB k computed from the
+-- row itself, so no row is joined to the loans.
+chosen_months as (
     select
-        l.loan_id,
-        l.vintage,
-        l.principal,
-        c.reached_mob,
-        last_day(l.origination_month + to_months(c.reached_mob)) as target_date
-    from cohort_loans as l
-    join cohorts as c using (vintage)
-    where c.reached_mob >= 0
+        m.loan_key,
+        m.principal,
+        m.mob,
+        m.dpd,
+        m.status,
+        m.is_active,
+        m.vintage_month,
+        a.month_number - m.vintage_month - case when $quarterly then 2 else 0 end
+            as reached_mob
+    from (
+        select
+            loan_key,
+            principal,
+            mob,
+            dpd,
+            status,
+            is_active,
+            case
+                when $quarterly then origination_month - origination_month % 12 % 3
+                else origination_month
+            end as vintage_month
+        from filtered_month_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+        where origination_date <= $as_of::date
+          and snapshot_date <= $as_of::date
+    ) as m
+    cross join as_of_month as a
 ),
 
--- Each loan's snapshot at its target month-end; an equality join, cheap on many rows.
-at_target as (
-    select
-        m.loan_id,
-        m.dpd
-    from loan_months as m
-    join targets as t
-        on t.loan_id = m.loan_id
-       and t.target_date = m.snapshot_date
-),
-
--- Closed or bad rows up to the target month-end, usually a small share of all rows.
-flags as (
-    select
-        m.loan_id,
-        bool_or(m.dpd > $threshold or m.status = 'charged_off') as is_bad,
-        bool_or(m.status = 'paid_off') as is_paid
-    from loan_months as m
-    join targets as t
-        on t.loan_id = m.loan_id
-    where (m.status in ('paid_off', 'charged_off') or m.dpd > $threshold)
-      and m.snapshot_date <= t.target_date
-    group by m.loan_id
-),
-
+-- One row per loan with a row at MOB k or a closed or bad row before it. Closed and bad
+-- rows are usually a small share of all rows. Columns: whether the loan was bad or paid
+-- off by MOB k, and its dpd at MOB k.
 loan_states as (
     select
-        t.vintage,
-        t.reached_mob,
-        t.principal,
-        coalesce(f.is_bad, false) as is_bad,
-        coalesce(f.is_paid, false) as is_paid,
-        a.dpd as target_dpd
-    from targets as t
-    left join flags as f using (loan_id)
-    left join at_target as a using (loan_id)
+        loan_key,
+        any_value(vintage_month) as vintage_month,
+        any_value(reached_mob) as reached_mob,
+        any_value(principal) as principal,
+        bool_or(dpd > $threshold or status = 'charged_off') as is_bad,
+        bool_or(status = 'paid_off') as is_paid,
+        max(dpd) filter (where mob = reached_mob) as target_dpd
+    from chosen_months
+    where reached_mob >= 0
+      and mob <= reached_mob
+      and (not is_active or dpd > $threshold or mob = reached_mob)
+    group by loan_key
 ),
 
 coded as (
     select
-        vintage,
+        vintage_month,
         reached_mob,
         case
             when is_bad then len($bucket_bounds::integer[]) + 4
             when is_paid then len($bucket_bounds::integer[]) + 2
-            when target_dpd is null then null
             when target_dpd <= 0 then 0
             else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < target_dpd))
         end as state_code,
@@ -242,15 +258,43 @@ coded as (
     from loan_states
 ),
 
-final as (
+found as (
     select
-        vintage,
-        reached_mob::integer as mob,
-        state_code::integer as state_code,
-        count(*)::bigint as loan_count,
+        vintage_month,
+        reached_mob,
+        state_code,
+        count(*) as loan_count,
         sum(principal) as principal
     from coded
     group by all
+),
+
+-- Loans with no row in loan_states are open but have no snapshot at MOB k: state null.
+missing as (
+    select
+        c.vintage_month,
+        c.reached_mob,
+        null as state_code,
+        c.loan_count - coalesce(sum(f.loan_count), 0) as loan_count,
+        c.principal - coalesce(sum(f.principal), 0) as principal
+    from cohorts as c
+    left join found as f
+        on f.vintage_month = c.vintage_month
+    group by c.vintage_month, c.reached_mob, c.loan_count, c.principal
+),
+
+final as (
+    select
+        make_date(vintage_month // 12, vintage_month % 12 + 1, 1) as vintage,
+        reached_mob::integer as mob,
+        state_code::integer as state_code,
+        loan_count::bigint as loan_count,
+        principal
+    from (
+        select * from found
+        union all
+        select * from missing where loan_count > 0
+    )
 )
 
 select * from final

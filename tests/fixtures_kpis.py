@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingest import facts
 from queries import db
 
 HAND_TAPE_LOANS = """
@@ -63,6 +64,8 @@ def build_hand_tape(path: Path) -> Path:
         for statement in (HAND_TAPE_LOANS, HAND_TAPE_MONTHS, HAND_TAPE_INSTALLMENTS,
                           HAND_TAPE_LOAD_LOG):
             con.execute(statement)
+        # Rows inserted by hand bypass the import, which would rebuild the fact tables.
+        facts.rebuild(con)
     finally:
         con.close()
     return path
@@ -155,6 +158,7 @@ def build_random_tape(path: Path, n_loans: int = 400, seed: int = 7) -> Path:
             from new_installments
         """)
         con.execute(HAND_TAPE_LOAD_LOG)
+        facts.rebuild(con)
     finally:
         con.close()
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ingest import facts
 from queries import db
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -47,6 +48,8 @@ def _insert(con, loans: pd.DataFrame, months: pd.DataFrame) -> None:
     con.execute(f"insert into loan_months ({month_columns}) select {month_columns} from months_frame")
     con.unregister("loans_frame")
     con.unregister("months_frame")
+    # Rows inserted by hand bypass the import, which would rebuild the fact tables.
+    facts.rebuild(con)
 
 
 def build_openintro_db(path: Path) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.filters import month_end
+from ingest import facts
 from queries import db
 
 LOAN_COLUMNS = ["loan_id", "origination_date", "principal", "product", "channel", "province", "grade"]
@@ -56,6 +57,8 @@ def write_tape(path: Path, loans: pd.DataFrame, months: pd.DataFrame) -> Path:
             values (1, 'loan_months', 'fixture', 'fixture', 'demo', now(), 'loaded')
             """
         )
+        # Rows inserted by hand bypass the import, which would rebuild the fact tables.
+        facts.rebuild(con)
     finally:
         con.close()
     return path

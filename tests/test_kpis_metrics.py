@@ -20,6 +20,7 @@ import pytest
 import queries
 from analysis import kpis
 from analysis.filters import FILTERED_LOANS_SQL, Filters
+from ingest import facts
 from queries import db
 from tests.fixtures_kpis import build_hand_tape, build_random_tape
 from tests.kpis_reference import reference_monthly_kpis
@@ -118,6 +119,7 @@ def test_five_class_presets_split_differently(tmp_path):
         select 'C' || d::varchar, date '2025-01-31', d, 100, 'active', 1
         from unnest([0, 10, 100, 200, 300, 400]) t(d)
     """)
+    facts.rebuild(con)
     con.close()
     con = db.connect(path, read_only=True)
     bank = kpis.five_class(con, Filters(), "bank_2023").set_index("class_code")["loans"]

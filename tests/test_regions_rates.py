@@ -18,6 +18,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from analysis import regions
 from analysis.filters import Filters
+from ingest import facts
 from queries import db
 from tests.fixtures_regions import (
     MIXED_AS_OF,
@@ -314,6 +315,7 @@ def test_par30_restructured_toggle(tmp_path):
         "where snapshot_date = ? and loan_id in ('M0001', 'M0002')",
         [MIXED_AS_OF],
     )
+    facts.rebuild(con)
     con.close()
     con = db.connect(path, read_only=True)
     try:
