@@ -379,18 +379,25 @@ def month_formatter():
 
 
 def download_buttons(frame: pd.DataFrame, file_stem: str, key: str) -> None:
-    """Offer the frame as CSV (UTF-8 with BOM) and .xlsx."""
+    """Offer the frame as CSV (UTF-8 with BOM) and .xlsx.
+
+    The files are encoded only when a button is clicked (Streamlit runs the callable
+    then), because encoding every chart's table as .xlsx on every script run took most
+    of a warm page load. The callables get a copy, so later changes to ``frame`` do not
+    reach the file.
+    """
+    frame = frame.copy()
     left, right = st.columns(2)
     left.download_button(
         tr("common.download_csv"),
-        data=export.to_csv_bytes(frame),
+        data=functools.partial(export.to_csv_bytes, frame),
         file_name=f"{file_stem}.csv",
         mime="text/csv",
         key=f"{key}_csv",
     )
     right.download_button(
         tr("common.download_xlsx"),
-        data=export.to_xlsx_bytes(frame),
+        data=functools.partial(export.to_xlsx_bytes, frame),
         file_name=f"{file_stem}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key=f"{key}_xlsx",
