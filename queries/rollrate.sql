@@ -1,76 +1,81 @@
 -- name: rollrate_transitions
 -- Moves of filtered loans between delinquency buckets from month-end t-1 to month-end t,
 -- for every month t from $month_from to $month_to (month-end dates, none after $as_of).
--- Only loans active at t-1 count: their t-1 snapshot is neither paid_off nor charged_off. $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...;
--- with n bounds, codes are 0 = C, 1..n = M1..Mn, n+1 = the open-ended M(n+1)+,
--- n+2 = PAID and n+3 = WO (as in analysis/buckets.py).
--- Rows are aggregated by dpd before bucketing, so the bucket lookup runs on few rows.
+-- Only loans active at t-1 count: their t-1 snapshot is neither paid_off nor charged_off.
+-- $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...; with n bounds, codes
+-- are 0 = C, 1..n = M1..Mn, n+1 = the open-ended M(n+1)+, n+2 = PAID and n+3 = WO (as in
+-- analysis/buckets.py). The state at t is the t-1 row's next_* columns in month_facts, so
+-- no self-join is needed. Rows are aggregated by dpd before bucketing, so the bucket
+-- lookup runs on few rows.
 -- One row per (month, from_code, to_code). Columns:
 --   month          DATE           month-end t
 --   from_code      INTEGER        bucket code at t-1 (0..n+1)
 --   to_code        INTEGER        state code at t (0..n+3); null when the loan has no
---                                 snapshot at t
+--                                 snapshot at t (or t is after $as_of)
 --   loan_count     BIGINT         loans
 --   balance        DECIMAL(38,2)  outstanding principal at t-1, yuan
 --   next_balance   DECIMAL(38,2)  outstanding principal at t, yuan (0 without a snapshot)
 with
-scope as (
-    select
-        loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-    where origination_date <= $as_of
-),
-
--- Months are matched by a month number (year * 12 + month), which is much cheaper to
--- compute on millions of rows than date arithmetic.
 previous as (
     select
-        m.loan_id,
-        year(m.snapshot_date) * 12 + month(m.snapshot_date) + 1 as next_month_number,
+        m.month_number,
         m.dpd,
-        m.outstanding_principal
-    from loan_months as m
-    where m.snapshot_date >= last_day($month_from::date - interval 1 month)
+        m.outstanding_principal,
+        m.next_dpd,
+        m.next_status,
+        m.next_outstanding_principal
+    from filtered_month_facts(
+        $products, $channels, $provinces, $grades, $vintage_from, $vintage_to
+    ) as m
+    where m.origination_date <= $as_of
+      and m.snapshot_date >= last_day($month_from::date - interval 1 month)
       and m.snapshot_date <= last_day($month_to::date - interval 1 month)
       and m.snapshot_date < $as_of::date
-      and m.status not in ('paid_off', 'charged_off')
-      and m.loan_id in (select loan_id from scope)
-),
-
-current as (
-    select
-        m.loan_id,
-        m.snapshot_date,
-        year(m.snapshot_date) * 12 + month(m.snapshot_date) as month_number,
-        m.dpd,
-        m.status,
-        m.outstanding_principal
-    from loan_months as m
-    where m.snapshot_date >= $month_from::date
-      and m.snapshot_date <= $month_to::date
-      and m.snapshot_date <= $as_of::date
+      and m.is_active
 ),
 
 pairs_by_dpd as (
     select
-        p.next_month_number,
-        p.dpd as from_dpd,
-        c.dpd as to_dpd,
-        c.status as to_status,
+        month_number + 1 as next_month_number,
+        dpd as from_dpd,
+        next_dpd as to_dpd,
+        next_status as to_status,
         count(*) as loan_count,
-        sum(p.outstanding_principal) as balance,
-        coalesce(sum(c.outstanding_principal), 0) as next_balance
-    from previous as p
-    left join current as c
-        on c.loan_id = p.loan_id
-       and c.month_number = p.next_month_number
+        sum(outstanding_principal) as balance,
+        coalesce(sum(next_outstanding_principal), 0) as next_balance
+    from previous
     group by all
+),
+
+dated as (
+    select
+        -- month-end of month number k: the last day of make_date(k // 12, k % 12 + 1, 1)
+        last_day(make_date(next_month_number // 12, next_month_number % 12 + 1, 1)) as month,
+        from_dpd,
+        to_dpd,
+        to_status,
+        loan_count,
+        balance,
+        next_balance
+    from pairs_by_dpd
+),
+
+-- A snapshot at t after $as_of is not visible, so the loan counts as missing at t.
+observed as (
+    select
+        month,
+        from_dpd,
+        case when month <= $as_of::date then to_dpd end as to_dpd,
+        case when month <= $as_of::date then to_status end as to_status,
+        loan_count,
+        balance,
+        case when month <= $as_of::date then next_balance else 0 end as next_balance
+    from dated
 ),
 
 coded as (
     select
-        -- month-end of month number k: the day before the first day of month k + 1
-        make_date(next_month_number // 12, next_month_number % 12 + 1, 1) - 1 as month,
+        month,
         case
             when from_dpd <= 0 then 0
             else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < from_dpd))
@@ -85,7 +90,7 @@ coded as (
         loan_count,
         balance,
         next_balance
-    from pairs_by_dpd
+    from observed
 ),
 
 final as (
@@ -114,25 +119,20 @@ order by month, from_code, to_code nulls last;
 --   loan_count     BIGINT         active loans in the bucket
 --   balance        DECIMAL(38,2)  their outstanding principal, yuan
 with
-scope as (
-    select
-        loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-    where origination_date <= $as_of
-),
-
 active_by_dpd as (
     select
         m.snapshot_date as month,
         m.dpd,
         count(*) as loan_count,
         sum(m.outstanding_principal) as balance
-    from loan_months as m
-    where m.snapshot_date >= $month_from::date
+    from filtered_month_facts(
+        $products, $channels, $provinces, $grades, $vintage_from, $vintage_to
+    ) as m
+    where m.origination_date <= $as_of
+      and m.snapshot_date >= $month_from::date
       and m.snapshot_date <= $month_to::date
       and m.snapshot_date <= $as_of::date
-      and m.status not in ('paid_off', 'charged_off')
-      and m.loan_id in (select loan_id from scope)
+      and m.is_active
     group by all
 ),
 
@@ -167,20 +167,15 @@ order by month, code;
 --   first_month    DATE  earliest month-end (null when there are no snapshots)
 --   last_month     DATE  latest month-end, at most $as_of
 with
-scope as (
-    select
-        loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-    where origination_date <= $as_of
-),
-
 final as (
     select
         min(m.snapshot_date) as first_month,
         max(m.snapshot_date) as last_month
-    from loan_months as m
-    where m.snapshot_date <= $as_of::date
-      and m.loan_id in (select loan_id from scope)
+    from filtered_month_facts(
+        $products, $channels, $provinces, $grades, $vintage_from, $vintage_to
+    ) as m
+    where m.origination_date <= $as_of
+      and m.snapshot_date <= $as_of::date
 )
 
 select * from final;
@@ -190,8 +185,9 @@ select * from final;
 -- The two links of the flow-rate chain that need each loan's state at t-1 and t, for every
 -- month t from $month_from to $month_to (month-ends, none after $as_of), among filtered
 -- loans. $bucket_bounds (INTEGER[]) are the upper dpd bounds of M1, M2, ...; the last
--- bucket (dpd > the last bound) is open-ended. Only rows at t that are in the open bucket
--- or charged off are paired with their t-1 row, so the join stays small. Columns:
+-- bucket (dpd > the last bound) is open-ended. Each active t-1 row carries its state at t
+-- (month_facts next_*), so only the rows that arrive in the open bucket or are charged off
+-- at t are kept. One row per month t with such arrivals. Columns:
 --   month                  DATE           month-end t
 --   open_roll_in_balance   DECIMAL(38,2)  outstanding principal at t of active loans in the
 --                                         open bucket at t that were active in the bucket
@@ -199,54 +195,34 @@ select * from final;
 --   write_off_balance      DECIMAL(38,2)  outstanding principal at t-1 of loans active at
 --                                         t-1 and charged off at t, yuan
 with
-scope as (
-    select
-        loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-    where origination_date <= $as_of
-),
-
 arrivals as (
     select
-        m.loan_id,
-        m.snapshot_date as month,
-        year(m.snapshot_date) * 12 + month(m.snapshot_date) - 1 as previous_month_number,
-        m.status = 'charged_off' as is_write_off,
-        m.outstanding_principal
-    from loan_months as m
-    where m.snapshot_date >= $month_from::date
-      and m.snapshot_date <= $month_to::date
-      and m.snapshot_date <= $as_of::date
-      and (
-            m.status = 'charged_off'
-            or (m.status <> 'paid_off' and m.dpd > list_last($bucket_bounds::integer[]))
-      )
-      and m.loan_id in (select loan_id from scope)
-),
-
-previous as (
-    select
-        m.loan_id,
-        year(m.snapshot_date) * 12 + month(m.snapshot_date) as month_number,
-        m.dpd,
-        m.outstanding_principal
-    from loan_months as m
-    where m.snapshot_date >= last_day($month_from::date - interval 1 month)
+        m.month_number + 1 as next_month_number,
+        m.next_status = 'charged_off' as is_write_off,
+        m.dpd as previous_dpd,
+        m.outstanding_principal as balance,
+        m.next_outstanding_principal as next_balance
+    from filtered_month_facts(
+        $products, $channels, $provinces, $grades, $vintage_from, $vintage_to
+    ) as m
+    where m.origination_date <= $as_of
+      and m.snapshot_date >= last_day($month_from::date - interval 1 month)
       and m.snapshot_date <= last_day($month_to::date - interval 1 month)
-      and m.status not in ('paid_off', 'charged_off')
+      and m.is_active
+      and (
+            m.next_status = 'charged_off'
+            or (m.next_status <> 'paid_off' and m.next_dpd > list_last($bucket_bounds::integer[]))
+      )
 ),
 
-pairs as (
+dated as (
     select
-        a.month,
-        a.is_write_off,
-        a.outstanding_principal as next_balance,
-        p.dpd as previous_dpd,
-        p.outstanding_principal as balance
-    from arrivals as a
-    join previous as p
-        on p.loan_id = a.loan_id
-       and p.month_number = a.previous_month_number
+        last_day(make_date(next_month_number // 12, next_month_number % 12 + 1, 1)) as month,
+        is_write_off,
+        previous_dpd,
+        balance,
+        next_balance
+    from arrivals
 ),
 
 final as (
@@ -264,7 +240,8 @@ final as (
         )::decimal(38, 2) as open_roll_in_balance,
         coalesce(sum(balance) filter (where is_write_off), 0)::decimal(38, 2)
             as write_off_balance
-    from pairs
+    from dated
+    where month <= $as_of::date
     group by month
 )
 
