@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -108,6 +109,15 @@ def generate(work: Path, loans: int, seed: int, as_of: str) -> tuple[Path, dict]
     return db_path, json.loads(completed.stdout)
 
 
+def rebuild_facts_if_stale(db_path: Path) -> dict:
+    """Rebuild the fact tables of a reused database written by an older LoanLens."""
+    from ingest import facts
+
+    start = time.perf_counter()
+    rebuilt = facts.ensure_current(db_path)
+    return {"rebuilt": rebuilt, "seconds": time.perf_counter() - start}
+
+
 def export_tapes(db_path: Path, work: Path) -> dict[str, Path]:
     """Export loans and loan_months to CSV and Parquet files, as a lender's tape would be."""
     paths = {}
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     db_path, results["generate"] = generate(work, options.loans, options.seed, options.as_of)
+    results["facts"] = rebuild_facts_if_stale(db_path)
     with duckdb.connect(str(db_path), read_only=True) as con:
         results["size"] = {
             table: con.execute(f"select count(*) from {table}").fetchone()[0]

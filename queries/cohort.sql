@@ -35,19 +35,57 @@ chosen_loans as (
        or list_contains($cities::varchar[], city)
 ),
 
-history as (
+as_of_month as (
+    select
+        (year($as_of::date) * 12 + month($as_of::date) - 1)::integer as month_number
+),
+
+-- Loans whose month-end rows all lie on or before $as_of: aggregates from loan_history_facts.
+full_history as (
+    select
+        cl.loan_key,
+        hf.max_dpd,
+        hf.ever_charged_off,
+        hf.months_observed,
+        cl.last_status
+    from chosen_loans as cl
+    inner join loan_history_facts as hf
+        on hf.loan_key = cl.loan_key
+    where cl.last_month <= (select month_number from as_of_month)
+),
+
+-- Loans with rows after $as_of: aggregates over their rows up to $as_of.
+partial_history as (
     select
         loan_key,
         max(dpd) as max_dpd,
         bool_or(status = 'charged_off') as ever_charged_off,
         count(*) as months_observed,
-        arg_max(status, month_number) as last_status,
-        any_value(dpd) filter (where snapshot_date = $as_of::date) as dpd_as_of,
-        any_value(outstanding_principal) filter (where snapshot_date = $as_of::date) as outstanding_principal_as_of
-    from filtered_month_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+        arg_max(status, month_number) as last_status
+    from month_facts
     where snapshot_date <= $as_of::date
+      and loan_key in (
+          select loan_key
+          from chosen_loans
+          where last_month > (select month_number from as_of_month)
+      )
     group by
         loan_key
+),
+
+history as (
+    select * from full_history
+    union all
+    select * from partial_history
+),
+
+as_of_rows as (
+    select
+        loan_key,
+        dpd as dpd_as_of,
+        outstanding_principal as outstanding_principal_as_of
+    from month_facts
+    where snapshot_date = $as_of::date
 ),
 
 strategy_loans as (
@@ -94,17 +132,17 @@ loan_state as (
         $as_of::date as as_of_date,
         (year($as_of::date) * 12 + month($as_of::date) - 1 - cl.origination_month)::integer as mob,
         h.last_status as status_as_of,
-        h.dpd_as_of,
+        a.dpd_as_of,
         case
             when h.last_status in ('paid_off', 'charged_off') then 0.00
-            else h.outstanding_principal_as_of
+            else a.outstanding_principal_as_of
         end::decimal(18, 2) as outstanding_principal_as_of,
         case
             when h.last_status = 'paid_off' then len($bucket_bounds::integer[]) + 2
             when h.last_status = 'charged_off' then len($bucket_bounds::integer[]) + 3
-            when h.dpd_as_of is null then null
-            when h.dpd_as_of <= 0 then 0
-            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < h.dpd_as_of))
+            when a.dpd_as_of is null then null
+            when a.dpd_as_of <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < a.dpd_as_of))
         end as bucket_code_as_of,
         h.max_dpd,
         coalesce(h.ever_charged_off, false) as ever_charged_off,
@@ -112,6 +150,8 @@ loan_state as (
     from chosen_loans as cl
     left join history as h
         on h.loan_key = cl.loan_key
+    left join as_of_rows as a
+        on a.loan_key = cl.loan_key
 ),
 
 final as (

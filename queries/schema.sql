@@ -258,3 +258,17 @@ create table if not exists loan_survival_facts (
 );
 -- End of the survival fact table.
 -- ---------------------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------------------
+-- Cohort download fact table (filled by queries/facts_cohort.sql).
+
+-- One row per loan with at least one month_facts row: aggregates over all of its rows. The
+-- cohort download uses them for loans whose rows all lie on or before the as-of month.
+create table if not exists loan_history_facts (
+    loan_key integer not null,
+    max_dpd integer not null,            -- highest dpd at any month-end
+    ever_charged_off boolean not null,   -- charged off at any month-end
+    months_observed bigint not null      -- month-end rows
+);
+-- End of the cohort download fact table.
+-- ---------------------------------------------------------------------------------------
