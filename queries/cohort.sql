@@ -1,7 +1,9 @@
 -- name: cohort_selection
 -- Loans matching the shared filters and the download filters, one row per loan, with
--- their state at the as-of month-end $as_of. Reads the fact tables only (integer loan_key
--- joins). Download filters (a null value means no filter): $cities VARCHAR[];
+-- their state at the as-of month-end $as_of. Loan state comes from loan_facts, month_facts
+-- and loan_history_facts, joined on the integer loan_key; the strategy and attribute
+-- filters read collection_actions and loan_attributes. Download filters (a null value
+-- means no filter): $cities VARCHAR[];
 -- $bucket_codes INTEGER[] (state codes at $as_of as in analysis/buckets.py: 0 = C,
 -- 1..n = M1..Mn for the n upper bounds $bucket_bounds, n+1 = M(n+1)+, n+2 = PAID,
 -- n+3 = WO); $ever_dpd INTEGER (dpd above it at any month-end up to $as_of, or charged off
