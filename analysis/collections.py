@@ -2,7 +2,8 @@
 
 An episode is one spell of delinquency of one loan; it starts at the first month-end with
 dpd >= 1 after a current one and ends at cure, PAID, WO or the end of the data (see
-``collection_stage_channels`` in ``queries/collections.sql``). The unit of analysis is a
+``collection_stage_entries`` in ``queries/collections.sql``, which reads the episodes
+that the import stores in ``collection_stage_facts``). The unit of analysis is a
 stage entry: an episode enters a stage at its first month-end with dpd in the stage's
 range, early 1–30 (M1), middle 31–90 (M2–M3), late > 90. The stage of an episode's first
 entry is the stage by dpd at episode start; an episode that rolls from M1 into M2 enters
@@ -59,6 +60,12 @@ EPISODE_COLUMNS = [
     "stage_cost_amount",
 ]
 
+# The stage entry columns summarise_entries reads.
+SUMMARY_INPUT_COLUMNS = [
+    "stage", "strategy", "cured", "rolled_forward", "overdue_amount", "stage_contacts",
+    "stage_collected_amount", "stage_cost_amount",
+]
+
 REPORT_COLUMNS = [
     "stage", "strategy", "loans", "contacts", "cured", "cure_rate", "ci_lower", "ci_upper",
     "rolled_forward", "collected_amount", "overdue_amount", "recovery_rate", "cost",
@@ -72,19 +79,96 @@ def horizon_months(horizon_days: int) -> int:
     return max(1, math.ceil(horizon_days / 30))
 
 
+AMOUNT_COLUMNS = (
+    "overdue_amount", "outstanding_principal", "stage_collected_amount", "stage_cost_amount",
+)
+CHANNEL_COLUMNS = ["channel", "contacts", "collected_amount", "cost_amount"]
+
+
+def _entry_params(con: duckdb.DuckDBPyConnection, filters: Filters, horizon_days: int) -> dict:
+    filters = resolve_as_of(con, filters)
+    return {**filters.params(), "horizon_months": horizon_months(horizon_days)}
+
+
+def _load_entries(
+    con: duckdb.DuckDBPyConnection, params: dict, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Run ``collection_stage_entries``, all its columns or only ``columns``."""
+    if columns is None:
+        frame = queries.run(con, "collection_stage_entries", params)
+    else:
+        unknown = sorted(set(columns) - set(EPISODE_COLUMNS) - {"entry_key"})
+        if unknown:
+            raise ValueError(f"unknown stage entry columns {unknown}; choose from {EPISODE_COLUMNS}")
+        # Selecting a few columns lets DuckDB skip the others (loan_id and the segment texts
+        # are most of the transfer to pandas). The projection keeps the query's row order.
+        selected = ", ".join(columns)
+        sql = queries.get_query("collection_stage_entries").sql
+        frame = queries.run_sql(con, f"select {selected} from ({sql})", params)
+    for column in AMOUNT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].astype(float)
+    if "strategy" in frame.columns:
+        frame["strategy"] = frame["strategy"].fillna(UNTREATED)
+    return frame
+
+
+def load_stage_entries(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Run ``collection_stage_entries``: one row per stage entry.
+
+    Returns the columns EPISODE_COLUMNS, or only ``columns`` (a subset of them) in that
+    order. Rows are in (loan_id, episode_no, entry_date) order; the arm of an entry
+    without actions is UNTREATED.
+
+    Raises
+    ------
+    ValueError
+        If ``columns`` names a column that is not in EPISODE_COLUMNS.
+    """
+    selected_columns = EPISODE_COLUMNS if columns is None else list(columns)
+    params = _entry_params(con, filters, horizon_days)
+    frame = _load_entries(con, params, ["entry_key", *selected_columns])
+    logger.info("loaded %d stage entries", len(frame))
+    return frame[selected_columns]
+
+
 def load_episode_channels(
     con: duckdb.DuckDBPyConnection, filters: Filters, horizon_days: int = DEFAULT_HORIZON_DAYS
 ) -> pd.DataFrame:
-    """Run ``collection_stage_channels``: one row per (stage entry, action channel)."""
-    filters = resolve_as_of(con, filters)
-    params = {**filters.params(), "horizon_months": horizon_months(horizon_days)}
-    frame = queries.run(con, "collection_stage_channels", params)
-    for column in ("overdue_amount", "outstanding_principal", "stage_collected_amount",
-                   "stage_cost_amount", "collected_amount", "cost_amount"):
-        frame[column] = frame[column].astype(float)
-    frame["strategy"] = frame["strategy"].fillna(UNTREATED)
+    """Return one row per (stage entry, action channel).
+
+    Columns: EPISODE_COLUMNS, then channel, contacts, collected_amount and cost_amount
+    (yuan) of that channel's actions in the stage. An entry without actions has one row
+    with a null channel and zero totals; the entry columns repeat on each channel row.
+    Rows are in (loan_id, episode_no, entry_date, channel) order.
+    """
+    frame = episode_channels_from_params(con, _entry_params(con, filters, horizon_days))
     logger.info("loaded %d episode-channel rows", len(frame))
     return frame
+
+
+def episode_channels_from_params(con: duckdb.DuckDBPyConnection, params: dict) -> pd.DataFrame:
+    """Return ``load_episode_channels``'s table for query parameters as they are.
+
+    ``params`` contains the shared filter parameters, ``as_of`` (None = the last month-end
+    of the loans in the filters) and ``horizon_months``.
+    """
+    entries = _load_entries(con, params)
+    channels = queries.run(con, "collection_stage_channel_totals", params)
+    for column in ("collected_amount", "cost_amount"):
+        channels[column] = channels[column].astype(float)
+    # Both frames are sorted by entry_key, so a stable sort on it keeps the channel order.
+    frame = entries.merge(channels, on="entry_key", how="left", sort=False)
+    frame = frame.sort_values("entry_key", kind="stable", ignore_index=True)
+    frame["contacts"] = frame["contacts"].fillna(0).astype("int32")
+    frame[["collected_amount", "cost_amount"]] = frame[["collected_amount", "cost_amount"]].fillna(0.0)
+    frame["channel"] = frame["channel"].astype(object).where(frame["channel"].notna(), None)
+    return frame[EPISODE_COLUMNS + CHANNEL_COLUMNS]
 
 
 def episodes_from(episode_channels: pd.DataFrame) -> pd.DataFrame:
@@ -169,11 +253,20 @@ def summarise(episode_channels: pd.DataFrame, by: str = "strategy") -> pd.DataFr
     if by not in ("strategy", "channel"):
         raise ValueError(f"by must be 'strategy' or 'channel'; got {by!r}")
     if by == "strategy":
-        rows = episodes_from(episode_channels)
-        measures = ("stage_contacts", "stage_collected_amount", "stage_cost_amount")
-    else:
-        rows = episode_channels[episode_channels["channel"].notna()]
-        measures = ("contacts", "collected_amount", "cost_amount")
+        return summarise_entries(episodes_from(episode_channels))
+    rows = episode_channels[episode_channels["channel"].notna()]
+    return _summarise_rows(rows, "channel", ("contacts", "collected_amount", "cost_amount"))
+
+
+def summarise_entries(entries: pd.DataFrame) -> pd.DataFrame:
+    """Return per-stage rates by arm from one row per stage entry (``load_stage_entries``).
+
+    Same columns as ``summarise(..., by="strategy")``.
+    """
+    return _summarise_rows(entries, "strategy", ("stage_contacts", "stage_collected_amount", "stage_cost_amount"))
+
+
+def _summarise_rows(rows: pd.DataFrame, by: str, measures: tuple[str, str, str]) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=_summary_columns(by))
     records = []
@@ -274,7 +367,8 @@ def collections_report(
     """
     if stage is not None and stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
-    table = summarise(load_episode_channels(con, filters, horizon_days), by="strategy")
+    entries = load_stage_entries(con, filters, horizon_days, columns=SUMMARY_INPUT_COLUMNS)
+    table = summarise_entries(entries)
     if stage is not None:
         table = table[table["stage"] == stage]
     return table[REPORT_COLUMNS].reset_index(drop=True)

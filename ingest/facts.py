@@ -40,6 +40,7 @@ CORE_STEPS = ["facts_clear", "facts_loan_keys", "facts_insert_months", "facts_in
 # Named queries run after the core steps, in order; each clears and fills its own tables.
 EXTRA_STEPS: list[str] = []
 EXTRA_STEPS.append("facts_survival_events")  # loan_survival_facts
+EXTRA_STEPS.extend(["facts_collection_actions", "facts_collection_stages", "facts_collection_stage_actions", "facts_collection_stage_totals", "facts_collection_stage_channels"])  # collection_*_facts
 EXTRA_STEPS.append("facts_cohort_history")  # loan_history_facts
 
 _SOURCE_TABLES = ("loans", "loan_months", "installments", "collection_actions")

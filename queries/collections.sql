@@ -3,21 +3,25 @@
 -- $provinces, $grades, $vintage_from, $vintage_to; $as_of is the last month-end used
 -- (null = all data).
 
--- name: collection_stage_channels
--- Returns one row per (stage entry, action channel); a stage entry without actions has one
--- row with a null channel, and its entry columns repeat on each of its channel rows.
+-- name: collection_stage_entries
+-- Returns one row per stage entry of a delinquency episode of a loan in the filters.
 -- An episode starts at the first month-end with dpd >= 1 after a month-end with dpd 0 (or
 -- at a loan's first snapshot when that is already overdue). It ends at the first later
 -- month-end that is current (cured), paid_off or charged_off, or at the end of the data.
 -- A loan that becomes current by being restructured or extended ends its episode as
--- 'restructured', which is not a cure.
+-- 'restructured', which is not a cure. Month-ends follow each other in row order, so a
+-- missing month neither ends nor splits an episode.
 -- An episode enters a stage at its first month-end with dpd in that stage's range (early
 -- 1-30, middle 31-90, late > 90), so an episode that starts in M1 and rolls to M2 enters
 -- the early and then the middle stage. A stage is never re-entered after a later one.
 -- The stage's actions run from the day after its entry month-end (from the first day past
 -- due, start_date - entry_dpd + 1, for the episode's first stage) to the next stage's entry
--- month-end, the episode's end month-end or the last month-end of the data.
+-- month-end, the episode's end month-end or the end of the data.
+-- The end of the data is $as_of, or the last month-end of the loans in the filters when
+-- $as_of is null; later month-ends and actions are ignored. Episodes and windows come
+-- from collection_stage_facts (built on all the data) and are cut at that date here.
 -- Columns:
+--   entry_key INTEGER (row key; rows are in loan_id, episode_no, entry_date order);
 --   loan_id VARCHAR; episode_no INTEGER (1-based within the loan);
 --   episode_start_date DATE (month-end the episode started);
 --   entry_date DATE (month-end the stage was entered); stage VARCHAR (early / middle /
@@ -36,241 +40,135 @@
 --   strategy VARCHAR (strategy of the stage's first action that has one);
 --   strategy_count INTEGER (distinct strategies among the stage's actions);
 --   stage_contacts INTEGER, stage_collected_amount DECIMAL yuan, stage_cost_amount
---   DECIMAL yuan (all the stage's actions);
---   channel VARCHAR; contacts INTEGER; collected_amount DECIMAL yuan; cost_amount DECIMAL
---   yuan (the channel's actions in the stage only).
+--   DECIMAL yuan (all the stage's actions).
 -- Parameters: shared filters, $as_of, $horizon_months (cure horizon in month-ends, 1 = by
 -- the next month-end).
 with
 
-loans_in_scope as (
-    select
-        loan_id,
-        product,
-        province
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-),
-
-months as (
-    select
-        m.loan_id,
-        m.snapshot_date,
-        m.dpd,
-        m.status,
-        m.outstanding_principal,
-        case
-            when m.overdue_principal is null then m.outstanding_principal
-            else m.overdue_principal + coalesce(m.overdue_interest, 0)
-        end as overdue_amount
-    from loan_months as m
-    inner join loans_in_scope as l
-        on m.loan_id = l.loan_id
-    where $as_of is null or m.snapshot_date <= $as_of::date
-),
-
 data_end as (
     select
-        coalesce($as_of::date, max(snapshot_date)) as end_date
-    from months
+        coalesce(
+            $as_of::date,
+            (
+                select last_day(make_date(max(last_month) // 12, max(last_month) % 12 + 1, 1))
+                from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+            )
+        ) as end_date
 ),
 
-actions as (
+data_end_rows as (
     select
-        a.loan_id,
-        a.action_id,
-        a.action_time,
-        a.channel,
-        a.strategy,
-        a.amount_collected,
-        a.cost
-    from collection_actions as a
-    inner join loans_in_scope as l
-        on a.loan_id = l.loan_id
-    where $as_of is null or a.action_time < $as_of::date + 1
-),
-
-flagged as (
-    select
-        *,
-        dpd >= 1 and status not in ('paid_off', 'charged_off') as is_delinquent,
-        lag(dpd >= 1 and status not in ('paid_off', 'charged_off')) over loan_window as previous_delinquent,
-        lead(snapshot_date) over loan_window as next_date,
-        lead(dpd) over loan_window as next_dpd,
-        lead(status) over loan_window as next_status,
-        max(snapshot_date) over (partition by loan_id) as last_snapshot_date
-    from months
-    window loan_window as (partition by loan_id order by snapshot_date)
-),
-
-numbered as (
-    select
-        *,
-        sum(case when is_delinquent and not coalesce(previous_delinquent, false) then 1 else 0 end)
-            over (partition by loan_id order by snapshot_date rows unbounded preceding) as episode_no
-    from flagged
-),
-
-episode_spans as (
-    select
-        loan_id,
-        episode_no,
-        min(snapshot_date) as episode_start_date,
-        arg_max_null(next_date, snapshot_date) as end_date,
-        arg_max_null(next_status, snapshot_date) as end_status,
-        arg_max_null(status, snapshot_date) as last_delinquent_status,
-        max(last_snapshot_date) as last_snapshot_date
-    from numbered
-    where is_delinquent
-    group by
-        loan_id,
-        episode_no
-),
-
-episodes as (
-    select
-        *,
+        end_date,
+        -- The last month-end on or before end_date.
         case
-            when end_date is null then 'censored'
-            when end_status = 'charged_off' then 'charged_off'
-            when end_status = 'paid_off' then 'paid_off'
-            when end_status in ('restructured', 'extended')
-                and last_delinquent_status not in ('restructured', 'extended') then 'restructured'
-            else 'cured'
-        end as end_reason
-    from episode_spans
+            when end_date = last_day(end_date) then end_date
+            else date_trunc('month', end_date)::date - 1
+        end as last_row_date
+    from data_end
 ),
 
-staged_rows as (
+entries as (
     select
-        *,
-        case when dpd <= 30 then 1 when dpd <= 90 then 2 else 3 end as stage_rank
-    from numbered
-    where is_delinquent
+        s.*,
+        d.end_date as data_end_date,
+        d.last_row_date
+    from filtered_collection_stage_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to) as s
+    cross join data_end_rows as d
+    where s.entry_date <= d.end_date
 ),
 
-ranked_rows as (
+-- The entries as they look when the data ends at data_end_date.
+cut_entries as (
     select
-        *,
-        max(stage_rank) over (
-            partition by loan_id, episode_no
-            order by snapshot_date
-            rows between unbounded preceding and 1 preceding
-        ) as previous_max_rank
-    from staged_rows
-),
-
-stage_entries as (
-    select
+        entry_key,
         loan_id,
         episode_no,
-        snapshot_date as entry_date,
-        stage_rank,
-        dpd as entry_dpd,
+        episode_start_date,
+        entry_date,
+        stage,
+        entry_dpd,
+        entry_bucket,
         overdue_amount,
         outstanding_principal,
-        next_date,
+        product,
+        province,
+        case when end_date <= data_end_date then end_date end as end_date,
+        case when end_date <= data_end_date then end_reason else 'censored' end as end_reason,
+        -- The loan's last month-end in the data while the episode is open: its last
+        -- overdue month-end up to the end of the data.
+        case
+            when delinquent_dates is null then least(last_delinquent_date, last_row_date)
+            else list_max(list_filter(delinquent_dates, lambda day: day <= data_end_date))
+        end as last_open_date,
+        case when next_date <= data_end_date then next_date end as next_date,
         next_dpd,
-        next_status,
-        lead(snapshot_date) over (
-            partition by loan_id, episode_no
-            order by snapshot_date
-        ) as next_stage_date
-    from ranked_rows
-    where previous_max_rank is null or stage_rank > previous_max_rank
+        next_status
+    from entries
 ),
 
 judged as (
     select
-        s.*,
-        e.episode_start_date,
-        e.end_date,
-        e.end_reason,
-        e.last_snapshot_date,
-        case s.stage_rank when 1 then 'early' when 2 then 'middle' else 'late' end as stage,
-        least(ceil(s.entry_dpd / 30.0), 7)::integer as entry_bucket,
-        date_diff('month', s.entry_date, coalesce(e.end_date, e.last_snapshot_date)) as duration_months,
-        e.end_reason in ('cured', 'paid_off') as cure_event,
-        case
-            when e.end_date is not null
-                and e.end_date <= last_day(s.entry_date + to_months($horizon_months::integer))
-                then e.end_reason in ('cured', 'paid_off')
-            when e.last_snapshot_date >= last_day(s.entry_date + to_months($horizon_months::integer))
-                then false
-        end as cured,
-        case
-            when s.next_date is null then null
-            when s.next_status = 'charged_off' then true
-            when s.next_status = 'paid_off' then false
-            else (case when s.next_dpd = 0 then 0 else least(ceil(s.next_dpd / 30.0), 7) end)
-                > least(ceil(s.entry_dpd / 30.0), 7)
-        end as rolled_forward,
-        case
-            when s.entry_date = e.episode_start_date then s.entry_date - s.entry_dpd + 1
-            else s.entry_date + 1
-        end as window_start
-    from stage_entries as s
-    inner join episodes as e
-        on s.loan_id = e.loan_id
-        and s.episode_no = e.episode_no
+        *,
+        last_day(entry_date + to_months($horizon_months::integer)) as horizon_date
+    from cut_entries
 ),
 
-stage_actions as (
+-- Each entry's action window cut at the end of the data.
+entry_windows as (
     select
-        j.loan_id,
-        j.episode_no,
-        j.stage,
-        a.action_id,
-        a.action_time,
-        a.channel,
-        a.strategy,
-        a.amount_collected,
-        a.cost
-    from judged as j
+        s.entry_key,
+        least(coalesce(s.window_end, d.end_date), d.end_date) as window_end
+    from filtered_collection_stage_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to) as s
     cross join data_end as d
-    inner join actions as a
-        on a.loan_id = j.loan_id
-        and a.action_time::date >= j.window_start
-        and a.action_time::date <= coalesce(j.next_stage_date, j.end_date, d.end_date)
+    where s.entry_date <= d.end_date
+),
+
+-- Entries with actions after their cut window: their totals are counted again.
+recount_entries as (
+    select
+        w.entry_key,
+        w.window_end
+    from entry_windows as w
+    inner join collection_stage_total_facts as t
+        on t.entry_key = w.entry_key
+    where t.last_action_date > w.window_end
+),
+
+recounted_totals as (
+    select
+        a.entry_key,
+        arg_min(a.strategy, a.action_time) as strategy,
+        count(distinct a.strategy) as strategy_count,
+        count(*) as contacts,
+        coalesce(sum(a.amount_collected), 0) as collected_amount,
+        coalesce(sum(a.cost), 0) as cost_amount
+    from collection_stage_action_facts as a
+    inner join recount_entries as r
+        on r.entry_key = a.entry_key
+    where a.action_date <= r.window_end
+    group by a.entry_key
 ),
 
 stage_totals as (
     select
-        loan_id,
-        episode_no,
-        stage,
-        arg_min(strategy, action_time) as strategy,
-        count(distinct strategy) as strategy_count,
-        count(*) as stage_contacts,
-        coalesce(sum(amount_collected), 0) as stage_collected_amount,
-        coalesce(sum(cost), 0) as stage_cost_amount
-    from stage_actions
-    group by
-        loan_id,
-        episode_no,
-        stage
-),
-
-channel_totals as (
-    select
-        loan_id,
-        episode_no,
-        stage,
-        channel,
-        count(*) as contacts,
-        coalesce(sum(amount_collected), 0) as collected_amount,
-        coalesce(sum(cost), 0) as cost_amount
-    from stage_actions
-    group by
-        loan_id,
-        episode_no,
-        stage,
-        channel
+        entry_key,
+        strategy,
+        strategy_count,
+        contacts,
+        collected_amount,
+        cost_amount
+    from collection_stage_total_facts
+    where entry_key not in (select entry_key from recount_entries)
+    union all
+    select *
+    from recounted_totals
 ),
 
 final as (
     select
+        j.entry_key,
         j.loan_id,
-        j.episode_no::integer as episode_no,
+        j.episode_no,
         j.episode_start_date,
         j.entry_date,
         j.stage,
@@ -278,42 +176,118 @@ final as (
         j.entry_bucket,
         j.overdue_amount,
         j.outstanding_principal,
-        l.product,
-        l.province,
+        j.product,
+        j.province,
         j.end_date,
         j.end_reason,
-        j.duration_months::integer as duration_months,
-        j.cure_event,
-        j.cured,
-        j.rolled_forward,
+        date_diff('month', j.entry_date, coalesce(j.end_date, j.last_open_date))::integer as duration_months,
+        j.end_reason in ('cured', 'paid_off') as cure_event,
+        case
+            when j.end_date <= j.horizon_date then j.end_reason in ('cured', 'paid_off')
+            when coalesce(j.end_date, j.last_open_date) >= j.horizon_date then false
+        end as cured,
+        case
+            when j.next_date is null then null
+            when j.next_status = 'charged_off' then true
+            when j.next_status = 'paid_off' then false
+            else (case when j.next_dpd = 0 then 0 else least(ceil(j.next_dpd / 30.0), 7) end)
+                > least(ceil(j.entry_dpd / 30.0), 7)
+        end as rolled_forward,
         t.strategy,
         coalesce(t.strategy_count, 0)::integer as strategy_count,
-        coalesce(t.stage_contacts, 0)::integer as stage_contacts,
-        coalesce(t.stage_collected_amount, 0) as stage_collected_amount,
-        coalesce(t.stage_cost_amount, 0) as stage_cost_amount,
-        c.channel,
-        coalesce(c.contacts, 0)::integer as contacts,
-        coalesce(c.collected_amount, 0) as collected_amount,
-        coalesce(c.cost_amount, 0) as cost_amount
+        coalesce(t.contacts, 0)::integer as stage_contacts,
+        coalesce(t.collected_amount, 0) as stage_collected_amount,
+        coalesce(t.cost_amount, 0) as stage_cost_amount
     from judged as j
-    inner join loans_in_scope as l
-        on j.loan_id = l.loan_id
     left join stage_totals as t
-        on j.loan_id = t.loan_id
-        and j.episode_no = t.episode_no
-        and j.stage = t.stage
-    left join channel_totals as c
-        on j.loan_id = c.loan_id
-        and j.episode_no = c.episode_no
-        and j.stage = c.stage
+        on t.entry_key = j.entry_key
+)
+
+select *
+from final
+order by entry_key;
+
+-- name: collection_stage_channel_totals
+-- Returns one row per (stage entry, action channel) of the entries that
+-- collection_stage_entries returns for the same parameters. The totals are over the
+-- channel's actions in the stage's action window. Entries without actions have no row.
+-- Columns: entry_key INTEGER (the entry's row in collection_stage_entries);
+--   channel VARCHAR; contacts INTEGER; collected_amount DECIMAL yuan; cost_amount
+--   DECIMAL yuan.
+-- Parameters: shared filters, $as_of.
+with
+
+data_end as (
+    select
+        coalesce(
+            $as_of::date,
+            (
+                select last_day(make_date(max(last_month) // 12, max(last_month) % 12 + 1, 1))
+                from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+            )
+        ) as end_date
+),
+
+-- Each entry's action window cut at the end of the data.
+entry_windows as (
+    select
+        s.entry_key,
+        least(coalesce(s.window_end, d.end_date), d.end_date) as window_end
+    from filtered_collection_stage_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to) as s
+    cross join data_end as d
+    where s.entry_date <= d.end_date
+),
+
+recount_entries as (
+    select
+        e.entry_key,
+        e.window_end
+    from entry_windows as e
+    inner join collection_stage_total_facts as t
+        on t.entry_key = e.entry_key
+    where t.last_action_date > e.window_end
+),
+
+kept_totals as (
+    select
+        c.entry_key,
+        c.channel,
+        c.contacts,
+        c.collected_amount,
+        c.cost_amount
+    from collection_stage_channel_facts as c
+    where c.entry_key in (select entry_key from entry_windows)
+      and c.entry_key not in (select entry_key from recount_entries)
+),
+
+recounted_totals as (
+    select
+        a.entry_key,
+        a.channel,
+        count(*)::integer as contacts,
+        coalesce(sum(a.amount_collected), 0) as collected_amount,
+        coalesce(sum(a.cost), 0) as cost_amount
+    from collection_stage_action_facts as a
+    inner join recount_entries as r
+        on r.entry_key = a.entry_key
+    where a.action_date <= r.window_end
+    group by
+        a.entry_key,
+        a.channel
+),
+
+final as (
+    select *
+    from kept_totals
+    union all
+    select *
+    from recounted_totals
 )
 
 select *
 from final
 order by
-    loan_id,
-    episode_no,
-    entry_date,
+    entry_key,
     channel;
 
 -- name: restructured_loans

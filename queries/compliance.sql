@@ -14,6 +14,8 @@
 --     loan has no borrower_id, and calls on loans outside the filters still count;
 --   non_borrower_contact: an action in $contact_channels whose contact_target is
 --     emergency_contact or third_party.
+-- Reads collection_action_facts, where each connected action already has its borrower-day
+-- number and its order among that borrower-day's connected actions.
 -- Columns: loan_id VARCHAR; action_id BIGINT; load_id BIGINT; action_time TIMESTAMP;
 --   agent_id, team, strategy, channel, contact_target VARCHAR; rule VARCHAR;
 --   call_of_day INTEGER (rank of the connected call that day, call_frequency only).
@@ -23,43 +25,46 @@
 with
 
 loans_in_scope as (
-    select loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    select loan_key
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
 ),
 
-actions as (
-    select
-        a.loan_id,
-        a.action_id,
-        a.load_id,
-        a.action_time,
-        a.agent_id,
-        a.team,
-        a.strategy,
-        a.channel,
-        a.contact_target,
-        a.connected,
-        coalesce(l.borrower_id, 'loan:' || a.loan_id) as borrower_key
-    from collection_actions as a
-    left join loans as l
-        on a.loan_id = l.loan_id
-    where $as_of is null or a.action_time < $as_of::date + 1
+-- Not materialised: each rule's branch scans only the actions it needs.
+actions as not materialized (
+    select *
+    from collection_action_facts
+    where $as_of is null or action_time < $as_of::date + 1
+),
+
+voice_calls as (
+    select *
+    from actions
+    where connected
+      and list_contains($voice_channels::varchar[], channel)
+),
+
+-- Only borrower-days with more connected calls than allowed can hold a breach.
+crowded_days as (
+    select borrower_day
+    from voice_calls
+    group by borrower_day
+    having count(*) > $max_connected_calls
 ),
 
 connected_calls as (
     select
         *,
         row_number() over (
-            partition by borrower_key, action_time::date
-            order by action_time, loan_id, action_id
+            partition by borrower_day
+            order by connected_order
         ) as call_of_day
-    from actions
-    where connected
-      and list_contains($voice_channels::varchar[], channel)
+    from voice_calls
+    where borrower_day in (select borrower_day from crowded_days)
 ),
 
 breaches as (
     select
+        loan_key,
         loan_id,
         action_id,
         load_id,
@@ -76,6 +81,7 @@ breaches as (
       and (action_time::time >= $quiet_start::time or action_time::time < $quiet_end::time)
     union all
     select
+        loan_key,
         loan_id,
         action_id,
         load_id,
@@ -91,6 +97,7 @@ breaches as (
     where call_of_day > $max_connected_calls
     union all
     select
+        loan_key,
         loan_id,
         action_id,
         load_id,
@@ -108,10 +115,20 @@ breaches as (
 ),
 
 final as (
-    select b.*
-    from breaches as b
-    inner join loans_in_scope as l
-        on b.loan_id = l.loan_id
+    select
+        loan_id,
+        action_id,
+        load_id,
+        action_time,
+        agent_id,
+        team,
+        strategy,
+        channel,
+        contact_target,
+        rule,
+        call_of_day
+    from breaches
+    where loan_key in (select loan_key from loans_in_scope)
 )
 
 select *
@@ -130,21 +147,20 @@ order by
 with
 
 loans_in_scope as (
-    select loan_id
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+    select loan_key
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
 ),
 
 contacts as (
     select
-        last_day(a.action_time::date) as month,
-        a.agent_id,
-        a.team,
-        a.strategy
-    from collection_actions as a
-    inner join loans_in_scope as l
-        on a.loan_id = l.loan_id
-    where list_contains($contact_channels::varchar[], a.channel)
-      and ($as_of is null or a.action_time < $as_of::date + 1)
+        last_day(action_date) as month,
+        agent_id,
+        team,
+        strategy
+    from collection_action_facts
+    where list_contains($contact_channels::varchar[], channel)
+      and ($as_of is null or action_time < $as_of::date + 1)
+      and loan_key in (select loan_key from loans_in_scope)
 ),
 
 final as (

@@ -240,6 +240,109 @@ create or replace macro filtered_month_facts(products, channels, provinces, grad
       and (vintage_to is null or origination_date <= last_day(vintage_to::date));
 
 -- ---------------------------------------------------------------------------------------
+-- Collections and compliance fact tables (filled by queries/facts_collections.sql).
+-- Built over all data with no filters; the reports apply the filters and the as-of month.
+
+-- One row per collection action, with the loan's key and each connected action's place
+-- among the connected actions about the same borrower on the same calendar day.
+create table if not exists collection_action_facts (
+    action_id bigint not null,
+    load_id bigint not null,
+    loan_id varchar not null,
+    loan_key integer,                    -- null when the loan is not in `loans`
+    action_time timestamp not null,
+    action_date date not null,           -- calendar day of action_time
+    channel varchar not null,
+    strategy varchar,
+    contact_target varchar,
+    connected boolean,
+    amount_collected decimal(18, 2),
+    cost decimal(18, 2),
+    agent_id varchar,
+    team varchar,
+    -- Connected actions only (null otherwise): a number shared by the connected actions
+    -- about one borrower (borrower_id, or the loan when it has none) on one day, and the
+    -- action's 1-based order among them by (action_time, loan_id, action_id, load_id).
+    borrower_day integer,
+    connected_order integer
+);
+
+-- One row per stage entry of a delinquency episode (see collection_stage_entries in
+-- queries/collections.sql for the episode and stage rules), judged on all the data.
+create table if not exists collection_stage_facts (
+    entry_key integer not null,          -- 1..n in (loan_id, episode_no, entry_date) order
+    loan_key integer not null,
+    loan_id varchar not null,
+    episode_no integer not null,         -- 1-based within the loan
+    episode_start_date date not null,
+    entry_date date not null,            -- month-end the stage was entered
+    stage varchar not null,              -- early / middle / late
+    entry_dpd integer not null,
+    entry_bucket integer not null,       -- 1 = M1 ... 7 = M7+
+    overdue_amount decimal(18, 2),       -- overdue principal + interest at entry, yuan
+    outstanding_principal decimal(18, 2),
+    product varchar,                     -- product .. origination_date: the loan's, for the filters
+    channel varchar,
+    province varchar,
+    grade varchar,
+    origination_date date not null,
+    end_date date,                       -- month-end the episode ended; null while open
+    end_reason varchar,                  -- cured / paid_off / restructured / charged_off / censored
+    last_delinquent_date date,           -- the episode's last overdue month-end
+    -- The episode's overdue month-ends when some month between its first and last one has
+    -- no row; null when they are consecutive.
+    delinquent_dates date[],
+    next_date date,                      -- the loan's month-end row after entry, if any
+    next_dpd integer,
+    next_status varchar,
+    window_start date,                   -- first day of the stage's action window
+    window_end date                      -- last day of the window; null while still open
+);
+
+-- One row per (stage entry, action in the entry's action window).
+create table if not exists collection_stage_action_facts (
+    entry_key integer not null,
+    action_time timestamp not null,
+    action_date date not null,
+    channel varchar not null,
+    strategy varchar,
+    amount_collected decimal(18, 2),
+    cost decimal(18, 2)
+);
+
+-- One row per stage entry with actions: totals over its whole action window.
+create table if not exists collection_stage_total_facts (
+    entry_key integer not null,
+    strategy varchar,                    -- strategy of the first action that has one
+    strategy_count integer not null,     -- distinct strategies
+    contacts integer not null,
+    collected_amount decimal(18, 2) not null,
+    cost_amount decimal(18, 2) not null,
+    last_action_date date not null
+);
+
+-- One row per (stage entry, action channel): that channel's totals over the window.
+create table if not exists collection_stage_channel_facts (
+    entry_key integer not null,
+    channel varchar not null,
+    contacts integer not null,
+    collected_amount decimal(18, 2) not null,
+    cost_amount decimal(18, 2) not null
+);
+-- The shared filters on collection_stage_facts; same arguments and meaning as filtered_loans.
+create or replace macro filtered_collection_stage_facts(products, channels, provinces, grades, vintage_from, vintage_to) as table
+    select *
+    from collection_stage_facts
+    where (products is null or list_contains(products::varchar[], product))
+      and (channels is null or list_contains(channels::varchar[], channel))
+      and (provinces is null or list_contains(provinces::varchar[], province))
+      and (grades is null or list_contains(grades::varchar[], grade))
+      and (vintage_from is null or origination_date >= vintage_from::date)
+      and (vintage_to is null or origination_date <= last_day(vintage_to::date));
+-- End of the collections and compliance fact tables.
+-- ---------------------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------------------
 -- Survival fact table (filled by queries/facts_survival.sql).
 
 -- One row per loan with at least one month-end row that is past 30 dpd, paid off or charged

@@ -18,6 +18,7 @@ from analysis import collections as coll
 from analysis import collections_restructure as restructure
 from analysis.cli import main
 from analysis.filters import Filters
+from ingest import facts
 from tests.fixtures_collections import add_actions, add_loans, add_months, build_arm_trial
 
 JAN = dt.date(2025, 1, 31)
@@ -107,6 +108,7 @@ def test_restructure_ends_episode_without_cure(con):
     add_loans(con, [{"loan_id": "R"}])
     add_months(con, "R", JAN, [0, 100, 0])
     con.execute("update loan_months set status = 'restructured' where snapshot_date = '2025-03-31'")
+    facts.rebuild(con)
     episode = _episodes(con).iloc[0]
     assert episode["end_reason"] == "restructured"
     assert not episode["cured"]
@@ -149,11 +151,14 @@ def test_episode_without_actions_is_untreated(con):
     assert frame["channel"].isna().all()
 
 
-def test_episode_query_columns_match_doc(con):
+@pytest.mark.parametrize("name", ["collection_stage_entries", "collection_stage_channel_totals"])
+def test_episode_query_columns_match_doc(con, name):
     add_loans(con, [{"loan_id": "U"}])
     add_months(con, "U", JAN, [0, 10, 0])
-    frame = queries.run(con, "collection_stage_channels", {**Filters().params(), "horizon_months": 1})
-    doc = queries.get_query("collection_stage_channels").doc
+    add_actions(con, [{"loan_id": "U", "action_time": "2025-02-25 10:00:00"}])
+    frame = queries.run(con, name, {**Filters().params(), "horizon_months": 1})
+    assert len(frame) == 1
+    doc = queries.get_query(name).doc
     for column in frame.columns:
         assert column in doc, column
 
@@ -255,6 +260,7 @@ def test_restructured_loans_redefault(con):
     add_months(con, "R2", JAN, [0, 0, 0, 0, 0, 0, 0, 0, 0])
     add_months(con, "X1", JAN, [0, 0])
     con.execute("update loan_months set status = 'restructured' where loan_id = 'R1' and snapshot_date >= '2025-02-28'")
+    facts.rebuild(con)
     add_actions(con, [{"loan_id": "R2", "action_time": "2025-02-10 10:00:00", "channel": "extension"}])
     loans = restructure.load_restructured(con, Filters()).set_index("loan_id")
     assert sorted(loans.index) == ["R1", "R2"]
