@@ -33,9 +33,9 @@ chosen_months as not materialized (
     where snapshot_date <= $as_of
 ),
 
--- The delinquency sums are a second scan of only the rows with dpd > 0, because most rows
--- are current (dpd 0). In DuckDB 2.0 at 1,000,000 loans, one scan with every filtered
--- aggregate took several times longer than the two.
+-- The delinquency sums come from a second scan that reads only the rows with dpd > 0.
+-- Most rows are current (dpd 0), and in DuckDB 2.0 filtering the few delinquent rows again
+-- cost less CPU than four more filtered aggregates over every row (measured at 1M loans).
 portfolio as (
     select
         month,
