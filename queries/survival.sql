@@ -444,8 +444,10 @@ final as (
         count(*) filter (where paid_off_mob is not null and term_months is null)
             as unknown_maturity_loans,
         list_slice(
-            list(loan_id order by loan_id) filter (
-                where record_status in ('zero_duration', 'negative_duration')
+            list_sort(
+                list(loan_id) filter (
+                    where record_status in ('zero_duration', 'negative_duration')
+                )
             ),
             1,
             $max_ids_named
