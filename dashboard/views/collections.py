@@ -34,6 +34,47 @@ def _restructured(_con: duckdb.DuckDBPyConnection, version: int, filters: Filter
     return restructure.load_restructured(_con, filters)
 
 
+# The computations below are cached as well, keyed by the same data version and filters,
+# because at 1,000,000 loans the arm comparison alone took several seconds on every rerun.
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _episodes(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
+    return coll.episodes_from(_episode_channels(_con, version, filters, horizon_days))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _episode_count(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> int:
+    return len(_episode_channels(_con, version, filters, horizon_days))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _rates(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int, group: str) -> pd.DataFrame:
+    return coll.summarise(_episode_channels(_con, version, filters, horizon_days), by=group)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _cure_curves(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
+                 stage: str) -> pd.DataFrame:
+    return coll.time_to_cure(_episodes(_con, version, filters, horizon_days), stage)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _stage_summary(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
+                   stage: str) -> tuple[list, float | None, float]:
+    """Return the stage's judged arms, its observed cure rate and its weekly inflow."""
+    episodes = _episodes(_con, version, filters, horizon_days)
+    judged = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
+    available = sorted(judged["strategy"].unique().tolist())
+    return available, coll.stage_cure_rate(episodes, stage), coll.weekly_inflow(episodes, stage)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _comparison(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
+                stage: str, arms: tuple, reference: str):
+    episodes = _episodes(_con, version, filters, horizon_days)
+    return compare.compare_arms(episodes, stage, arms=list(arms), reference=reference, horizon_days=horizon_days)
+
+
 def _arm_label(strategy: str) -> str:
     return common.tr("collections.untreated") if strategy == coll.UNTREATED else str(strategy)
 
@@ -107,8 +148,8 @@ def _display_table(table: pd.DataFrame, group: str) -> pd.DataFrame:
     return shown
 
 
-def _rates_section(episode_channels: pd.DataFrame, stage: str, group: str) -> None:
-    table = coll.summarise(episode_channels, by=group)
+def _rates_section(scope: tuple, stage: str, group: str) -> None:
+    table = _rates(*scope, group)
     table = table[table["stage"] == stage].reset_index(drop=True)
     if table.empty:
         st.info(common.tr("collections.empty"))
@@ -120,8 +161,8 @@ def _rates_section(episode_channels: pd.DataFrame, stage: str, group: str) -> No
     common.download_buttons(table, f"collections_{stage}_by_{group}", key=f"collections_{group}")
 
 
-def _time_to_cure_section(episodes: pd.DataFrame, stage: str) -> None:
-    curves = coll.time_to_cure(episodes, stage)
+def _time_to_cure_section(scope: tuple, stage: str) -> None:
+    curves = _cure_curves(*scope, stage)
     if curves.empty:
         st.info(common.tr("collections.empty"))
         return
@@ -162,9 +203,8 @@ def _time_to_cure_section(episodes: pd.DataFrame, stage: str) -> None:
     common.download_buttons(curves, f"collections_{stage}_time_to_cure", key="collections_km")
 
 
-def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -> None:
-    judged = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
-    available = sorted(judged["strategy"].unique().tolist())
+def _comparison_section(scope: tuple, stage: str) -> None:
+    available, _, _ = _stage_summary(*scope, stage)
     if len(available) < 2:
         st.info(common.tr("collections.compare.need_two"))
         return
@@ -185,7 +225,7 @@ def _comparison_section(episodes: pd.DataFrame, stage: str, horizon_days: int) -
         common.tr("collections.compare.reference"), chosen,
         index=0, format_func=labels.get, key=f"compare_reference_{stage}",
     )
-    result = compare.compare_arms(episodes, stage, arms=chosen, reference=champion, horizon_days=horizon_days)
+    result = _comparison(*scope, stage, tuple(chosen), champion)
     for level, text in result.sentences(common.lang()):
         (st.warning if level == "warning" else st.success)(text)
 
@@ -242,8 +282,8 @@ def _odds_ratio_display(odds_ratios: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _plan_section(episodes: pd.DataFrame, stage: str) -> None:
-    observed = coll.stage_cure_rate(episodes, stage)
+def _plan_section(scope: tuple, stage: str) -> None:
+    _, observed, weekly_inflow = _stage_summary(*scope, stage)
     baseline_default = st.session_state.get(f"collections_baseline_{stage}", observed if observed is not None else 0.3)
     baseline_default = min(max(round(baseline_default * 100, 1), 1.0), 99.0)
     left, middle, right = st.columns(3)
@@ -258,7 +298,7 @@ def _plan_section(episodes: pd.DataFrame, stage: str) -> None:
     arms = right.number_input(common.tr("collections.plan.arms"), min_value=2, max_value=10, value=2, key=f"plan_arms_{stage}")
     try:
         plan = compare.plan_test(
-            baseline / 100, lift / 100, coll.weekly_inflow(episodes, stage), arms=int(arms)
+            baseline / 100, lift / 100, weekly_inflow, arms=int(arms)
         )
     except ValueError:
         st.warning(common.tr("collections.plan.invalid"))
@@ -327,12 +367,12 @@ def main() -> None:
         common.tr("collections.horizon"), HORIZON_CHOICES, help=common.tr("collections.horizon_help"),
         key="collections_horizon",
     )
-    episode_channels = _episode_channels(con, version, filters, horizon_days)
-    if episode_channels.empty:
+    # Cached results are looked up by this key, so a rerun does not copy the episode table.
+    scope = (con, version, filters, horizon_days)
+    if _episode_count(*scope) == 0:
         st.info(common.tr("collections.empty"))
         st.caption(common.tr("collections.koujing"))
         return
-    episodes = coll.episodes_from(episode_channels)
     stage_labels = {value: common.tr(f"collections.stage.{value}") for value in coll.STAGES}
     stage = st.radio(
         common.tr("collections.stage_label"), coll.STAGES, horizontal=True,
@@ -349,15 +389,15 @@ def main() -> None:
         ]
     )
     with tabs[0]:
-        _rates_section(episode_channels, stage, "strategy")
+        _rates_section(scope, stage, "strategy")
     with tabs[1]:
-        _rates_section(episode_channels, stage, "channel")
+        _rates_section(scope, stage, "channel")
     with tabs[2]:
-        _time_to_cure_section(episodes, stage)
+        _time_to_cure_section(scope, stage)
     with tabs[3]:
-        _comparison_section(episodes, stage, horizon_days)
+        _comparison_section(scope, stage)
     with tabs[4]:
-        _plan_section(episodes, stage)
+        _plan_section(scope, stage)
     with tabs[5]:
         _restructure_section(_restructured(con, version, filters))
     st.caption(common.tr("collections.koujing"))
