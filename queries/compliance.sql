@@ -14,8 +14,8 @@
 --     loan has no borrower_id, and calls on loans outside the filters still count;
 --   non_borrower_contact: an action in $contact_channels whose contact_target is
 --     emergency_contact or third_party.
--- Reads collection_action_facts, where each connected action already has its borrower-day
--- number and its order among that borrower-day's connected actions.
+-- Reads collection_action_facts, where each connected action already has its borrower
+-- number and its order among that borrower's connected actions of the day.
 -- Columns: loan_id VARCHAR; action_id BIGINT; load_id BIGINT; action_time TIMESTAMP;
 --   agent_id, team, strategy, channel, contact_target VARCHAR; rule VARCHAR;
 --   call_of_day INTEGER (rank of the connected call that day, call_frequency only).
@@ -43,23 +43,29 @@ voice_calls as (
       and list_contains($voice_channels::varchar[], channel)
 ),
 
--- Only borrower-days with more connected calls than allowed can hold a breach.
+-- Only borrower-days with more connected calls than allowed can contain a breach.
 crowded_days as (
-    select borrower_day
+    select
+        borrower_number,
+        action_date
     from voice_calls
-    group by borrower_day
+    group by
+        borrower_number,
+        action_date
     having count(*) > $max_connected_calls
 ),
 
 connected_calls as (
     select
-        *,
+        v.*,
         row_number() over (
-            partition by borrower_day
-            order by connected_order
+            partition by v.borrower_number, v.action_date
+            order by v.connected_order
         ) as call_of_day
-    from voice_calls
-    where borrower_day in (select borrower_day from crowded_days)
+    from voice_calls as v
+    semi join crowded_days as c
+        on c.borrower_number = v.borrower_number
+        and c.action_date = v.action_date
 ),
 
 breaches as (

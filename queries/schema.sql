@@ -243,8 +243,8 @@ create or replace macro filtered_month_facts(products, channels, provinces, grad
 -- Collections and compliance fact tables (filled by queries/facts_collections.sql).
 -- Built over all data with no filters; the reports apply the filters and the as-of month.
 
--- One row per collection action, with the loan's key and each connected action's place
--- among the connected actions about the same borrower on the same calendar day.
+-- One row per collection action, with the loan's key, the borrower's number and each
+-- connected action's place among the connected actions about that borrower that day.
 create table if not exists collection_action_facts (
     action_id bigint not null,
     load_id bigint not null,
@@ -260,10 +260,11 @@ create table if not exists collection_action_facts (
     cost decimal(18, 2),
     agent_id varchar,
     team varchar,
-    -- Connected actions only (null otherwise): a number shared by the connected actions
-    -- about one borrower (borrower_id, or the loan when it has none) on one day, and the
-    -- action's 1-based order among them by (action_time, loan_id, action_id, load_id).
-    borrower_day integer,
+    -- The borrower: one number per borrower_id, or per loan when it has none or is not in
+    -- `loans`. Numbers are dense over the borrowers that have actions.
+    borrower_number integer not null,
+    -- Connected actions only (null otherwise): the 1-based order among the borrower's
+    -- connected actions of that day by (action_time, loan_id, action_id, load_id).
     connected_order integer
 );
 
