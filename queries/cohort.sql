@@ -31,32 +31,16 @@
 with
 chosen_loans as (
     select
-        *
+        *,
+        -- True when the loan has month-end rows after $as_of, so loan_history_facts and
+        -- last_status (over all rows) do not describe it at $as_of.
+        last_month > year($as_of::date) * 12 + month($as_of::date) - 1 as has_rows_after_as_of
     from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
     where $cities is null
        or list_contains($cities::varchar[], city)
 ),
 
-as_of_month as (
-    select
-        (year($as_of::date) * 12 + month($as_of::date) - 1)::integer as month_number
-),
-
--- Loans whose month-end rows all lie on or before $as_of: aggregates from loan_history_facts.
-full_history as (
-    select
-        cl.loan_key,
-        hf.max_dpd,
-        hf.ever_charged_off,
-        hf.months_observed,
-        cl.last_status
-    from chosen_loans as cl
-    inner join loan_history_facts as hf
-        on hf.loan_key = cl.loan_key
-    where cl.last_month <= (select month_number from as_of_month)
-),
-
--- Loans with rows after $as_of: aggregates over their rows up to $as_of.
+-- Aggregates over the rows up to $as_of, for the loans with rows after $as_of only.
 partial_history as (
     select
         loan_key,
@@ -69,16 +53,10 @@ partial_history as (
       and loan_key in (
           select loan_key
           from chosen_loans
-          where last_month > (select month_number from as_of_month)
+          where has_rows_after_as_of
       )
     group by
         loan_key
-),
-
-history as (
-    select * from full_history
-    union all
-    select * from partial_history
 ),
 
 as_of_rows as (
@@ -88,6 +66,28 @@ as_of_rows as (
         outstanding_principal as outstanding_principal_as_of
     from month_facts
     where snapshot_date = $as_of::date
+),
+
+-- Each loan's history up to $as_of: from loan_history_facts when all its rows lie on or
+-- before $as_of, else from partial_history.
+history as (
+    select
+        cl.*,
+        case when cl.has_rows_after_as_of then ph.last_status else cl.last_status end as status_as_of,
+        case when cl.has_rows_after_as_of then ph.max_dpd else hf.max_dpd end as history_max_dpd,
+        coalesce(
+            case when cl.has_rows_after_as_of then ph.ever_charged_off else hf.ever_charged_off end,
+            false
+        ) as history_ever_charged_off,
+        coalesce(
+            case when cl.has_rows_after_as_of then ph.months_observed else hf.months_observed end,
+            0
+        ) as history_months_observed
+    from chosen_loans as cl
+    left join loan_history_facts as hf
+        on hf.loan_key = cl.loan_key
+    left join partial_history as ph
+        on ph.loan_key = cl.loan_key
 ),
 
 strategy_loans as (
@@ -117,43 +117,41 @@ attribute_loans as (
 
 loan_state as (
     select
-        cl.loan_key,
-        cl.loan_id,
-        cl.borrower_id,
-        cl.origination_date,
-        cl.vintage,
-        cl.principal,
-        cl.term_months,
-        cl.product,
-        cl.channel,
-        cl.province,
-        cl.city,
-        cl.county,
-        cl.region_code,
-        cl.grade,
+        h.loan_key,
+        h.loan_id,
+        h.borrower_id,
+        h.origination_date,
+        h.vintage,
+        h.principal,
+        h.term_months,
+        h.product,
+        h.channel,
+        h.province,
+        h.city,
+        h.county,
+        h.region_code,
+        h.grade,
         $as_of::date as as_of_date,
-        (year($as_of::date) * 12 + month($as_of::date) - 1 - cl.origination_month)::integer as mob,
-        h.last_status as status_as_of,
+        (year($as_of::date) * 12 + month($as_of::date) - 1 - h.origination_month)::integer as mob,
+        h.status_as_of,
         a.dpd_as_of,
         case
-            when h.last_status in ('paid_off', 'charged_off') then 0.00
+            when h.status_as_of in ('paid_off', 'charged_off') then 0.00
             else a.outstanding_principal_as_of
         end::decimal(18, 2) as outstanding_principal_as_of,
         case
-            when h.last_status = 'paid_off' then len($bucket_bounds::integer[]) + 2
-            when h.last_status = 'charged_off' then len($bucket_bounds::integer[]) + 3
+            when h.status_as_of = 'paid_off' then len($bucket_bounds::integer[]) + 2
+            when h.status_as_of = 'charged_off' then len($bucket_bounds::integer[]) + 3
             when a.dpd_as_of is null then null
             when a.dpd_as_of <= 0 then 0
             else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < a.dpd_as_of))
         end as bucket_code_as_of,
-        h.max_dpd,
-        coalesce(h.ever_charged_off, false) as ever_charged_off,
-        coalesce(h.months_observed, 0) as months_observed
-    from chosen_loans as cl
-    left join history as h
-        on h.loan_key = cl.loan_key
+        h.history_max_dpd as max_dpd,
+        h.history_ever_charged_off as ever_charged_off,
+        h.history_months_observed as months_observed
+    from history as h
     left join as_of_rows as a
-        on a.loan_key = cl.loan_key
+        on a.loan_key = h.loan_key
 ),
 
 final as (
