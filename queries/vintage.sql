@@ -195,10 +195,11 @@ cohorts as (
 
 -- Month-end rows of the filtered loans with the cohort's reached MOB k computed from the
 -- row itself, so no row is joined to the loans.
-chosen_months as (
+chosen_months as not materialized (
     select
         m.loan_key,
         m.principal,
+        m.month_number,
         m.mob,
         m.dpd,
         m.status,
@@ -210,6 +211,7 @@ chosen_months as (
         select
             loan_key,
             principal,
+            month_number,
             mob,
             dpd,
             status,
@@ -225,23 +227,38 @@ chosen_months as (
     cross join as_of_month as a
 ),
 
--- One row per loan with a row at MOB k or a closed or bad row before it. Closed and bad
--- rows are usually a small share of all rows. Columns: whether the loan was bad or paid
--- off by MOB k, and its dpd at MOB k.
-loan_states as (
+-- Loans with a closed or bad row up to MOB k. Such rows are usually a small share of all
+-- rows. A closed row that is not bad is a paid_off row, so each loan here is EVER or PAID.
+closed_or_bad as (
     select
         loan_key,
         any_value(vintage_month) as vintage_month,
         any_value(reached_mob) as reached_mob,
         any_value(principal) as principal,
-        bool_or(dpd > $threshold or status = 'charged_off') as is_bad,
-        bool_or(status = 'paid_off') as is_paid,
-        max(dpd) filter (where mob = reached_mob) as target_dpd
+        bool_or(dpd > $threshold or status = 'charged_off') as is_bad
     from chosen_months
     where reached_mob >= 0
       and mob <= reached_mob
-      and (not is_active or dpd > $threshold or mob = reached_mob)
+      and (not is_active or dpd > $threshold)
     group by loan_key
+),
+
+-- Every other loan is in the dpd bucket of its row at MOB k, or has no such row. Each
+-- cohort's last origination month plus k is the as-of month, so every row at MOB k lies
+-- in the as-of month or the two months before it. The month filter below lets the scan
+-- skip the row groups of earlier months.
+open_at_target as (
+    select
+        cm.vintage_month,
+        cm.reached_mob,
+        cm.principal,
+        cm.dpd
+    from chosen_months as cm
+    anti join closed_or_bad as cb
+        on cb.loan_key = cm.loan_key
+    where cm.reached_mob >= 0
+      and cm.mob = cm.reached_mob
+      and cm.month_number >= year($as_of::date) * 12 + month($as_of::date) - 3
 ),
 
 coded as (
@@ -250,12 +267,20 @@ coded as (
         reached_mob,
         case
             when is_bad then len($bucket_bounds::integer[]) + 4
-            when is_paid then len($bucket_bounds::integer[]) + 2
-            when target_dpd <= 0 then 0
-            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < target_dpd))
+            else len($bucket_bounds::integer[]) + 2
         end as state_code,
         principal
-    from loan_states
+    from closed_or_bad
+    union all
+    select
+        vintage_month,
+        reached_mob,
+        case
+            when dpd <= 0 then 0
+            else 1 + len(list_filter($bucket_bounds::integer[], lambda b: b < dpd))
+        end as state_code,
+        principal
+    from open_at_target
 ),
 
 found as (
@@ -269,7 +294,8 @@ found as (
     group by all
 ),
 
--- Loans with no row in loan_states are open but have no snapshot at MOB k: state null.
+-- Loans in neither closed_or_bad nor open_at_target are open but have no snapshot at
+-- MOB k, so their state is null.
 missing as (
     select
         c.vintage_month,
