@@ -1,9 +1,10 @@
 """Work a page rerun must not repeat: download encoding and cached collection analyses.
 
-Runs the real entry script with Streamlit's AppTest on the demo portfolio
-(tests/conftest.py). Expected counts follow from the caching rules: a file is encoded
-only when its download button is clicked, and the arm comparison runs once per data
-version, filters and choices.
+The download checks run common.download_buttons in a one-function AppTest script. The
+collections check runs the real entry script on the demo portfolio (tests/conftest.py).
+Expected counts follow from the caching rules: a file is encoded only when its download
+button is clicked, and the arm comparison runs once per data version, filters and
+choices.
 """
 
 from __future__ import annotations
