@@ -43,7 +43,7 @@ from analysis.survival_data import (
     SurvivalCounts,
     SurvivalData,
     load_survival_counts,
-    load_survival_data,
+    load_survival_data,  # noqa: F401  (re-exported)
     merge_small_levels,
     segment_values,
 )

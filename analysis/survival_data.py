@@ -256,7 +256,10 @@ def load_survival_counts(
         attribute = segment[len(ATTRIBUTE_PREFIX):]
         check_attributes(con, [attribute])
     elif segment is not None and segment not in SEGMENT_COLUMNS:
-        check_column(segment, SEGMENT_COLUMNS)
+        raise ValueError(
+            f"unknown column {segment!r} for a survival segment; choose one of: "
+            f"{', '.join(SEGMENT_COLUMNS)}, {ATTRIBUTE_PREFIX}<attribute>"
+        )
     filters = resolve_as_of(con, filters)
     params = {
         **filters.params(),
@@ -281,14 +284,14 @@ def load_survival_counts(
 
     notes = []
     for row in table.loc[~usable].sort_values("record_status").itertuples():
-        params = {"count": int(row.loans)}
+        note_params = {"count": int(row.loans)}
         if row.record_status in ("zero_duration", "negative_duration"):
             named = list(row.rejected_loan_ids)
-            params["loan_ids"] = ", ".join(named) + (" …" if row.loans > len(named) else "")
+            note_params["loan_ids"] = ", ".join(named) + (" …" if row.loans > len(named) else "")
             logger.warning(
-                "rejected %d loans with %s: %s", row.loans, row.record_status, params["loan_ids"]
+                "rejected %d loans with %s: %s", row.loans, row.record_status, note_params["loan_ids"]
             )
-        notes.append(Note(f"excluded_{row.record_status}", params))
+        notes.append(Note(f"excluded_{row.record_status}", note_params))
     unknown_maturity = int(table.loc[usable, "unknown_maturity_loans"].sum())
     if unknown_maturity:
         notes.append(Note("maturity_unknown", {"count": unknown_maturity}))
