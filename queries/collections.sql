@@ -295,7 +295,8 @@ order by
 -- month: a snapshot with status restructured/extended, or a restructure/extension action.
 -- Columns:
 --   loan_id VARCHAR; product VARCHAR;
---   kind VARCHAR (restructured / extended, the first one seen);
+--   kind VARCHAR (restructured / extended, the first one seen; restructured when both
+--   are first seen in the same month);
 --   event_month DATE (month-end of the first restructure or extension);
 --   balance_at_event DECIMAL yuan (outstanding principal at that month-end, null when the
 --   loan has no snapshot then); current_balance DECIMAL yuan (outstanding principal at the
@@ -307,77 +308,79 @@ with
 
 loans_in_scope as (
     select
+        loan_key,
         loan_id,
         product
-    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-),
-
-months as (
-    select
-        m.loan_id,
-        m.snapshot_date,
-        m.dpd,
-        m.status,
-        m.outstanding_principal
-    from loan_months as m
-    inner join loans_in_scope as l
-        on m.loan_id = l.loan_id
-    where $as_of is null or m.snapshot_date <= $as_of::date
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
 ),
 
 marks as (
     select
-        loan_id,
+        loan_key,
         snapshot_date as event_month,
         status as kind
-    from months
+    from month_facts
     where status in ('restructured', 'extended')
+      and ($as_of is null or snapshot_date <= $as_of::date)
     union all
     select
-        a.loan_id,
-        last_day(a.action_time::date) as event_month,
-        case when a.channel = 'restructure' then 'restructured' else 'extended' end as kind
-    from collection_actions as a
-    inner join loans_in_scope as l
-        on a.loan_id = l.loan_id
-    where a.channel in ('restructure', 'extension')
-      and ($as_of is null or a.action_time < $as_of::date + 1)
+        loan_key,
+        last_day(action_date) as event_month,
+        case when channel = 'restructure' then 'restructured' else 'extended' end as kind
+    from collection_action_facts
+    where channel in ('restructure', 'extension')
+      and loan_key is not null
+      and ($as_of is null or action_time < $as_of::date + 1)
 ),
 
 first_marks as (
     select
-        loan_id,
+        loan_key,
         min(event_month) as event_month,
-        arg_min(kind, event_month) as kind
+        arg_min(kind, (event_month, kind = 'extended')) as kind
     from marks
-    group by loan_id
+    where loan_key in (select loan_key from loans_in_scope)
+    group by loan_key
+),
+
+-- The month-ends of the marked loans only, up to the as-of month.
+months as (
+    select
+        loan_key,
+        snapshot_date,
+        dpd,
+        status,
+        outstanding_principal
+    from month_facts
+    where loan_key in (select loan_key from first_marks)
+      and ($as_of is null or snapshot_date <= $as_of::date)
 ),
 
 loan_ends as (
     select
-        loan_id,
+        loan_key,
         max(snapshot_date) as last_snapshot_date,
         arg_max(status, snapshot_date) as last_status,
         arg_max(outstanding_principal, snapshot_date) as last_balance
     from months
-    group by loan_id
+    group by loan_key
 ),
 
 redefaults as (
     select
-        f.loan_id,
+        f.loan_key,
         min(m.snapshot_date) as redefault_date
     from first_marks as f
     inner join months as m
-        on m.loan_id = f.loan_id
+        on m.loan_key = f.loan_key
         and m.snapshot_date > f.event_month
         and (m.dpd > $redefault_dpd or m.status = 'charged_off')
-    group by f.loan_id
+    group by f.loan_key
 ),
 
 final as (
     select
-        f.loan_id,
+        l.loan_id,
         l.product,
         f.kind,
         f.event_month,
@@ -396,14 +399,14 @@ final as (
         end as redefault_12m
     from first_marks as f
     inner join loans_in_scope as l
-        on f.loan_id = l.loan_id
+        on f.loan_key = l.loan_key
     left join months as m
-        on m.loan_id = f.loan_id
+        on m.loan_key = f.loan_key
         and m.snapshot_date = f.event_month
     left join loan_ends as e
-        on e.loan_id = f.loan_id
+        on e.loan_key = f.loan_key
     left join redefaults as r
-        on r.loan_id = f.loan_id
+        on r.loan_key = f.loan_key
 )
 
 select *

@@ -482,3 +482,123 @@ order by
     team,
     strategy;
 
+
+-- name: reference_restructured_loans
+-- Returns one row per loan that was restructured (债务重组) or extended (展期) by the as-of
+-- month: a snapshot with status restructured/extended, or a restructure/extension action.
+-- Columns:
+--   loan_id VARCHAR; product VARCHAR;
+--   kind VARCHAR (restructured / extended, the first one seen);
+--   event_month DATE (month-end of the first restructure or extension);
+--   balance_at_event DECIMAL yuan (outstanding principal at that month-end, null when the
+--   loan has no snapshot then); current_balance DECIMAL yuan (outstanding principal at the
+--   loan's last month-end when still active, else 0);
+--   redefault_6m, redefault_12m BOOLEAN (dpd > $redefault_dpd or charged_off at a month-end
+--   in the 6 / 12 months after event_month; null when that window is not observed yet);
+-- Parameters: shared filters, $as_of, $redefault_dpd (days, default 30).
+with
+
+loans_in_scope as (
+    select
+        loan_id,
+        product
+    from filtered_loans($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
+),
+
+months as (
+    select
+        m.loan_id,
+        m.snapshot_date,
+        m.dpd,
+        m.status,
+        m.outstanding_principal
+    from loan_months as m
+    inner join loans_in_scope as l
+        on m.loan_id = l.loan_id
+    where $as_of is null or m.snapshot_date <= $as_of::date
+),
+
+marks as (
+    select
+        loan_id,
+        snapshot_date as event_month,
+        status as kind
+    from months
+    where status in ('restructured', 'extended')
+    union all
+    select
+        a.loan_id,
+        last_day(a.action_time::date) as event_month,
+        case when a.channel = 'restructure' then 'restructured' else 'extended' end as kind
+    from collection_actions as a
+    inner join loans_in_scope as l
+        on a.loan_id = l.loan_id
+    where a.channel in ('restructure', 'extension')
+      and ($as_of is null or a.action_time < $as_of::date + 1)
+),
+
+first_marks as (
+    select
+        loan_id,
+        min(event_month) as event_month,
+        arg_min(kind, event_month) as kind
+    from marks
+    group by loan_id
+),
+
+loan_ends as (
+    select
+        loan_id,
+        max(snapshot_date) as last_snapshot_date,
+        arg_max(status, snapshot_date) as last_status,
+        arg_max(outstanding_principal, snapshot_date) as last_balance
+    from months
+    group by loan_id
+),
+
+redefaults as (
+    select
+        f.loan_id,
+        min(m.snapshot_date) as redefault_date
+    from first_marks as f
+    inner join months as m
+        on m.loan_id = f.loan_id
+        and m.snapshot_date > f.event_month
+        and (m.dpd > $redefault_dpd or m.status = 'charged_off')
+    group by f.loan_id
+),
+
+final as (
+    select
+        f.loan_id,
+        l.product,
+        f.kind,
+        f.event_month,
+        m.outstanding_principal as balance_at_event,
+        case when e.last_status in ('paid_off', 'charged_off') then 0 else coalesce(e.last_balance, 0) end
+            as current_balance,
+        case
+            when r.redefault_date <= last_day(f.event_month + to_months(6)) then true
+            when e.last_snapshot_date >= last_day(f.event_month + to_months(6)) then false
+            when e.last_status in ('paid_off', 'charged_off') then false
+        end as redefault_6m,
+        case
+            when r.redefault_date <= last_day(f.event_month + to_months(12)) then true
+            when e.last_snapshot_date >= last_day(f.event_month + to_months(12)) then false
+            when e.last_status in ('paid_off', 'charged_off') then false
+        end as redefault_12m
+    from first_marks as f
+    inner join loans_in_scope as l
+        on f.loan_id = l.loan_id
+    left join months as m
+        on m.loan_id = f.loan_id
+        and m.snapshot_date = f.event_month
+    left join loan_ends as e
+        on e.loan_id = f.loan_id
+    left join redefaults as r
+        on r.loan_id = f.loan_id
+)
+
+select *
+from final
+order by loan_id;
