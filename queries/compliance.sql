@@ -24,16 +24,18 @@
 --   $max_connected_calls INTEGER (default 3).
 with
 
-loans_in_scope as (
-    select loan_key
-    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-),
-
--- Not materialised: each rule's branch scans only the actions it needs.
+-- Calls on loans outside the filters (or not in `loans`) still count towards a
+-- borrower's calls of the day, so this reads all actions. Not materialised: each rule's
+-- branch scans only the actions it needs.
 actions as not materialized (
     select *
     from collection_action_facts
     where $as_of is null or action_time < $as_of::date + 1
+),
+
+loans_in_scope as (
+    select loan_key
+    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
 ),
 
 voice_calls as (
@@ -152,21 +154,15 @@ order by
 -- Parameters: shared filters, $as_of, $contact_channels VARCHAR[].
 with
 
-loans_in_scope as (
-    select loan_key
-    from filtered_loan_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
-),
-
 contacts as (
     select
         last_day(action_date) as month,
         agent_id,
         team,
         strategy
-    from collection_action_facts
+    from filtered_collection_action_facts($products, $channels, $provinces, $grades, $vintage_from, $vintage_to)
     where list_contains($contact_channels::varchar[], channel)
       and ($as_of is null or action_time < $as_of::date + 1)
-      and loan_key in (select loan_key from loans_in_scope)
 ),
 
 final as (

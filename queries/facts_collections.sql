@@ -19,7 +19,12 @@ action_loans as (
     select
         d.loan_id,
         f.loan_key,
-        coalesce(f.borrower_id, 'loan:' || d.loan_id) as borrower_key
+        coalesce(f.borrower_id, 'loan:' || d.loan_id) as borrower_key,
+        f.product,
+        f.channel as loan_channel,
+        f.province,
+        f.grade,
+        f.origination_date
     from (select distinct loan_id from collection_actions) as d
     left join loan_facts as f
         on f.loan_id = d.loan_id
@@ -27,8 +32,7 @@ action_loans as (
 
 numbered_loans as (
     select
-        loan_id,
-        loan_key,
+        * exclude (borrower_key),
         dense_rank() over (order by borrower_key)::integer as borrower_number
     from action_loans
 ),
@@ -50,7 +54,12 @@ keyed as not materialized (
         a.cost,
         a.agent_id,
         a.team,
-        n.borrower_number
+        n.borrower_number,
+        n.product,
+        n.loan_channel,
+        n.province,
+        n.grade,
+        n.origination_date
     from collection_actions as a
     inner join numbered_loans as n
         on n.loan_id = a.loan_id
@@ -73,13 +82,39 @@ other_actions as (
         null::integer as connected_order
     from keyed
     where connected is not true
+),
+
+all_actions as (
+    select *
+    from connected_actions
+    union all
+    select *
+    from other_actions
 )
 
-select *
-from connected_actions
-union all
-select *
-from other_actions;
+select
+    action_id,
+    load_id,
+    loan_id,
+    loan_key,
+    action_time,
+    action_date,
+    channel,
+    strategy,
+    contact_target,
+    connected,
+    amount_collected,
+    cost,
+    agent_id,
+    team,
+    borrower_number,
+    connected_order,
+    product,
+    loan_channel,
+    province,
+    grade,
+    origination_date
+from all_actions;
 
 
 -- name: facts_collection_stages

@@ -265,7 +265,14 @@ create table if not exists collection_action_facts (
     borrower_number integer not null,
     -- Connected actions only (null otherwise): the 1-based order among the borrower's
     -- connected actions of that day by (action_time, loan_id, action_id, load_id).
-    connected_order integer
+    connected_order integer,
+    -- The loan's segment columns for the shared filters (null when it is not in `loans`);
+    -- loan_channel is the loan's sales channel, not the action's.
+    product varchar,
+    loan_channel varchar,
+    province varchar,
+    grade varchar,
+    origination_date date
 );
 
 -- One row per stage entry of a delinquency episode (see collection_stage_entries in
@@ -336,6 +343,18 @@ create or replace macro filtered_collection_stage_facts(products, channels, prov
     from collection_stage_facts
     where (products is null or list_contains(products::varchar[], product))
       and (channels is null or list_contains(channels::varchar[], channel))
+      and (provinces is null or list_contains(provinces::varchar[], province))
+      and (grades is null or list_contains(grades::varchar[], grade))
+      and (vintage_from is null or origination_date >= vintage_from::date)
+      and (vintage_to is null or origination_date <= last_day(vintage_to::date));
+-- The shared filters on collection_action_facts, for actions on loans in `loans` only;
+-- same arguments and meaning as filtered_loans.
+create or replace macro filtered_collection_action_facts(products, channels, provinces, grades, vintage_from, vintage_to) as table
+    select *
+    from collection_action_facts
+    where loan_key is not null
+      and (products is null or list_contains(products::varchar[], product))
+      and (channels is null or list_contains(channels::varchar[], loan_channel))
       and (provinces is null or list_contains(provinces::varchar[], province))
       and (grades is null or list_contains(grades::varchar[], grade))
       and (vintage_from is null or origination_date >= vintage_from::date)
