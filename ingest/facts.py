@@ -10,8 +10,8 @@ demo generation, and inside the same transaction, :func:`rebuild` fills:
   book and the same loan's next month-end (``next_*``), so roll rates need no self-join;
 - the tables of any step listed in :data:`EXTRA_STEPS` (collection episodes and calls).
 
-The tables are described in ``queries/schema.sql`` and filled by the named queries in
-``queries/facts*.sql``. A signature of the source tables (row counts and the last
+The tables are defined in ``queries/facts_schema.sql``, dropped and created again at every
+rebuild, and filled by the named queries in the other ``queries/facts*.sql`` files. A signature of the source tables (row counts and the last
 ``loaded`` load id; failed attempts do not count) is kept in ``app_meta``;
 :func:`is_current` compares it, so a database written by an older LoanLens, or changed by
 hand, is rebuilt before reports read it.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 import duckdb
@@ -31,12 +32,12 @@ from queries import db
 logger = logging.getLogger(__name__)
 
 # Bump when a fact table's definition changes, so existing databases are rebuilt.
-FACTS_VERSION = "1"
+FACTS_VERSION = "2"
 META_KEY = "facts_signature"
 # DuckDB memory limit while the fact tables are rebuilt (see rebuild).
 REBUILD_MEMORY_LIMIT = "2GB"
 
-CORE_STEPS = ["facts_clear", "facts_loan_keys", "facts_insert_months", "facts_insert_loans"]
+CORE_STEPS = ["facts_loan_keys", "facts_insert_months", "facts_insert_loans"]
 # Named queries run after the core steps, in order; each clears and fills its own tables.
 EXTRA_STEPS: list[str] = []
 EXTRA_STEPS.append("facts_survival_events")  # loan_survival_facts
@@ -44,6 +45,11 @@ EXTRA_STEPS.extend(["facts_collection_actions", "facts_collection_stages", "fact
 EXTRA_STEPS.append("facts_cohort_history")  # loan_history_facts
 
 _SOURCE_TABLES = ("loans", "loan_months", "installments", "collection_actions")
+
+
+def fact_tables() -> list[str]:
+    """Return the names of the tables defined in ``queries/facts_schema.sql``."""
+    return re.findall(r"^create table if not exists (\w+)", queries.facts_schema_sql(), re.MULTILINE)
 
 
 def signature(con: duckdb.DuckDBPyConnection) -> str:
@@ -77,6 +83,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     previous_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
     con.execute(f"set memory_limit = '{REBUILD_MEMORY_LIMIT}'")
     try:
+        for table in fact_tables():
+            con.execute(f"drop table if exists {table}")
+        con.execute(queries.facts_schema_sql())
         for name in CORE_STEPS + EXTRA_STEPS:
             step_started = time.perf_counter()
             queries.execute(con, name)

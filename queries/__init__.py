@@ -7,7 +7,8 @@ Each ``.sql`` file holds one or more blocks, each introduced by a header line::
     select ...
 
 Parameters are DuckDB named parameters (``$as_of``). Values are always bound by DuckDB,
-never formatted into the SQL text. ``schema.sql`` is the storage schema and is not a query.
+never formatted into the SQL text. ``schema.sql`` (the storage schema) and
+``facts_schema.sql`` (the fact tables) hold no queries.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 QUERY_DIR = Path(__file__).resolve().parent
 SCHEMA_FILE = QUERY_DIR / "schema.sql"
+FACTS_SCHEMA_FILE = QUERY_DIR / "facts_schema.sql"
 
 _NAME_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -80,7 +82,7 @@ def load_queries() -> dict[str, Query]:
     """
     found: dict[str, Query] = {}
     for path in sorted(QUERY_DIR.glob("*.sql")):
-        if path == SCHEMA_FILE:
+        if path in (SCHEMA_FILE, FACTS_SCHEMA_FILE):
             continue
         for query in _parse_file(path):
             if query.name in found:
@@ -151,3 +153,8 @@ def run_sql(
 def schema_sql() -> str:
     """Return the storage schema script (idempotent ``create ... if not exists``)."""
     return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def facts_schema_sql() -> str:
+    """Return the fact tables' definitions (``create ... if not exists``, idempotent)."""
+    return FACTS_SCHEMA_FILE.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from queries import schema_sql
+from queries import facts_schema_sql, schema_sql
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def connect(
 def init_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create any missing tables, sequences and macros, and record the schema version."""
     con.execute(schema_sql())
+    con.execute(facts_schema_sql())
     con.execute("delete from app_meta where key = 'schema_version'")
     con.execute("insert into app_meta values ('schema_version', ?)", [SCHEMA_VERSION])
 

@@ -1,10 +1,3 @@
--- name: facts_clear
--- Deletes every row of the fact tables (loan_facts, month_facts) before a rebuild.
--- Returns nothing.
-delete from month_facts;
-delete from loan_facts;
-
-
 -- name: facts_loan_keys
 -- Numbers the loans 1..n in origination order into the temporary table fact_keys
 -- (loan_id VARCHAR, loan_key INTEGER) used by the two inserts below. Returns nothing.
@@ -16,7 +9,7 @@ from loans;
 
 
 -- name: facts_insert_months
--- Fills month_facts from loan_months and loans (see schema.sql). Rows of loans missing from
+-- Fills month_facts from loan_months and loans (see facts_schema.sql). Rows of loans missing from
 -- `loans` are left out, as every report joins to loans. next_* come from the same loan's
 -- row whose month number is one higher. Rows are stored in (snapshot_date, loan_key)
 -- order, so a report on a month range reads only that range's row groups.
@@ -104,7 +97,7 @@ order by snapshot_date, loan_key;
 
 
 -- name: facts_insert_loans
--- Fills loan_facts from loans, month_facts and installments (see schema.sql for the
+-- Fills loan_facts from loans, month_facts and installments (see facts_schema.sql for the
 -- columns and the FPD30 rule). Instalment 1 of a loan may have several rows (partial
 -- payments): its due date is the earliest, its principal due the largest, and the paid
 -- principal counts when paid before due_date + 30 days (1 yuan tolerance).

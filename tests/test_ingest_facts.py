@@ -1,7 +1,7 @@
 """Fact tables (loan_facts, month_facts) rebuilt by every write.
 
 A random tape is imported through the product's own import. The expected fact rows come
-from a plain pandas reimplementation of the rules in queries/schema.sql and metrics.md:
+from a plain pandas reimplementation of the rules in queries/facts_schema.sql and metrics.md:
 the next month-end by month arithmetic, FPD30 from instalment 1 or from snapshots.
 """
 
@@ -222,3 +222,22 @@ def test_removed_load_leaves_facts(tape_db):
 def test_ensure_current_missing_file(tmp_path):
     assert facts.ensure_current(tmp_path / "absent.duckdb") is False
     assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_rebuild_recreates_changed_table(tape_db):
+    db_path, *_ = tape_db
+    con = db.connect(db_path)
+    try:
+        # An older LoanLens's table: same name, fewer columns, stale rows.
+        con.execute("drop table month_facts")
+        con.execute("create table month_facts (loan_key integer, snapshot_date date)")
+        con.execute("insert into month_facts values (1, date '2020-01-31')")
+        con.execute("begin transaction")
+        facts.rebuild(con)
+        con.execute("commit")
+        columns = [row[0] for row in con.execute("describe month_facts").fetchall()]
+        rows = con.execute("select count(*) from month_facts where snapshot_date < date '2024-01-01'").fetchone()
+    finally:
+        con.close()
+    assert "next_dpd" in columns
+    assert rows[0] == 0
