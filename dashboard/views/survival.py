@@ -47,16 +47,36 @@ def _attribute_names(_con, version: int) -> list[str]:
     return list_attributes(_con)["attribute"].tolist()
 
 
+def _records_loader(con, filters: Filters, event_dpd: int):
+    """Return a function that loads the survival records for a tuple of extra attributes.
+
+    Each tuple is loaded at most once per script run, so when the curves and the Cox model
+    both miss the cache and need the same attributes (always with the default choices),
+    the records are read once. The records are not cached across runs themselves, because
+    pickling a million records for st.cache_data took longer than reading them.
+    """
+    loaded = {}
+
+    def load(attributes: tuple[str, ...]):
+        if attributes not in loaded:
+            loaded[attributes] = load_survival_data(con, filters, event_dpd, attributes)
+        return loaded[attributes]
+
+    return load
+
+
+# ``_load`` (a _records_loader function) is left out of the cache key by its leading underscore.
 @st.cache_data(show_spinner=False)
-def _curves(_con, version: int, filters: Filters, event_dpd: int, segment: str | None):
-    data = load_survival_data(_con, filters, event_dpd, _attributes_of([segment]))
+def _curves(_con, version: int, filters: Filters, event_dpd: int, segment: str | None, _load):
+    data = _load(_attributes_of([segment]))
     counts = {"loans": data.n_loans, "defaults": data.n_defaults, "prepaid": data.n_prepayments}
     return survival.kaplan_meier(data, segment), survival.cumulative_incidence(data), counts, data.as_of
 
 
 @st.cache_data(show_spinner=False)
-def _cox(_con, version: int, filters: Filters, event_dpd: int, covariates: tuple[str, ...], segment: str | None):
-    data = load_survival_data(_con, filters, event_dpd, _attributes_of(covariates))
+def _cox(_con, version: int, filters: Filters, event_dpd: int, covariates: tuple[str, ...], segment: str | None,
+         _load):
+    data = _load(_attributes_of(covariates))
     return survival_cox.fit_cox(data, list(covariates), segment=segment)
 
 
@@ -241,7 +261,7 @@ def _draw_incidence(incidence: survival.IncidenceResult) -> None:
     common.download_buttons(table, "survival_cumulative_incidence", "survival_cif")
 
 
-def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes: list[str]) -> None:
+def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes: list[str], load) -> None:
     st.subheader(common.tr("survival.cox_header"))
     options = [*SEGMENT_COLUMNS, *NUMERIC_COLUMNS, *(f"{ATTRIBUTE_PREFIX}{name}" for name in attributes)]
     labels = {name: _column_label(name) for name in options}
@@ -258,7 +278,7 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
         st.info(common.tr("survival.cox_pick"))
         return
     with st.spinner():
-        result = _cox(common.connection(), common.data_version(), filters, event_dpd, tuple(covariates), segment)
+        result = _cox(common.connection(), common.data_version(), filters, event_dpd, tuple(covariates), segment, load)
     _draw_notes(result.notes)
     if not result.fitted:
         return
@@ -347,7 +367,8 @@ filters = common.filters()
 attributes = _attribute_names(con, version)
 event_dpd, segment = _draw_controls(attributes)
 
-km, incidence, counts, as_of = _curves(con, version, filters, event_dpd, segment)
+load_records = _records_loader(con, filters, event_dpd)
+km, incidence, counts, as_of = _curves(con, version, filters, event_dpd, segment, load_records)
 koujing = common.tr(
     "survival.koujing", dpd=event_dpd, as_of=fmt.format_month(as_of, common.lang()) if as_of else "—"
 )
@@ -366,4 +387,4 @@ else:
     st.caption(koujing)
     _draw_summary(km)
     _draw_incidence(incidence)
-    _draw_cox(filters, event_dpd, segment, attributes)
+    _draw_cox(filters, event_dpd, segment, attributes, load_records)
