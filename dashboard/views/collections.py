@@ -7,6 +7,8 @@ Reads the shared filters, calls ``analysis.collections`` (episodes and rates),
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import pandas as pd
 import plotly.colors
@@ -34,45 +36,67 @@ def _restructured(_con: duckdb.DuckDBPyConnection, version: int, filters: Filter
     return restructure.load_restructured(_con, filters)
 
 
-# The computations below are cached as well, keyed by the same data version and filters,
-# because at 1,000,000 loans the arm comparison alone took several seconds on every rerun.
+class _PageData:
+    """The large frames one script run works on, each fetched at most once per run.
+
+    st.cache_data returns an unpickled copy on every call, and at 1,000,000 loans each copy
+    of the episode tables took a few tenths of a second, so the run keeps the one it got.
+    The episode table is derived per run and not cached, because pickling it for the cache
+    cost about as much as deriving it.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int):
+        self.con = con
+        self.version = version
+        self.filters = filters
+        self.horizon_days = horizon_days
+
+    @functools.cached_property
+    def episode_channels(self) -> pd.DataFrame:
+        return _episode_channels(self.con, self.version, self.filters, self.horizon_days)
+
+    @functools.cached_property
+    def episodes(self) -> pd.DataFrame:
+        return coll.episodes_from(self.episode_channels)
+
+    def key(self) -> tuple:
+        """Return the cache key of the results derived from these frames."""
+        return (self.version, self.filters, self.horizon_days)
+
+
+# The results derived from the frames are cached as well, keyed by data version, filters and
+# choices, because at 1,000,000 loans the arm comparison alone took several seconds on every
+# rerun. ``_data`` (a _PageData) is left out of the key by its leading underscore.
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _episodes(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
-    return coll.episodes_from(_episode_channels(_con, version, filters, horizon_days))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _episode_count(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> int:
-    return len(_episode_channels(_con, version, filters, horizon_days))
+def _episode_count(key: tuple, _data: _PageData) -> int:
+    return len(_data.episode_channels)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _rates(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int, group: str) -> pd.DataFrame:
-    return coll.summarise(_episode_channels(_con, version, filters, horizon_days), by=group)
+def _rates(key: tuple, group: str, _data: _PageData) -> pd.DataFrame:
+    return coll.summarise(_data.episode_channels, by=group)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _cure_curves(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
-                 stage: str) -> pd.DataFrame:
-    return coll.time_to_cure(_episodes(_con, version, filters, horizon_days), stage)
+def _cure_curves(key: tuple, stage: str, _data: _PageData) -> pd.DataFrame:
+    return coll.time_to_cure(_data.episodes, stage)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _stage_summary(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
-                   stage: str) -> tuple[list, float | None, float]:
+def _stage_summary(key: tuple, stage: str, _data: _PageData) -> tuple[list, float | None, float]:
     """Return the stage's judged arms, its observed cure rate and its weekly inflow."""
-    episodes = _episodes(_con, version, filters, horizon_days)
+    episodes = _data.episodes
     judged = episodes[(episodes["stage"] == stage) & episodes["cured"].notna()]
     available = sorted(judged["strategy"].unique().tolist())
     return available, coll.stage_cure_rate(episodes, stage), coll.weekly_inflow(episodes, stage)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _comparison(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int,
-                stage: str, arms: tuple, reference: str):
-    episodes = _episodes(_con, version, filters, horizon_days)
-    return compare.compare_arms(episodes, stage, arms=list(arms), reference=reference, horizon_days=horizon_days)
+def _comparison(key: tuple, stage: str, arms: tuple, reference: str, _data: _PageData):
+    return compare.compare_arms(
+        _data.episodes, stage, arms=list(arms), reference=reference, horizon_days=_data.horizon_days
+    )
 
 
 def _arm_label(strategy: str) -> str:
@@ -148,8 +172,8 @@ def _display_table(table: pd.DataFrame, group: str) -> pd.DataFrame:
     return shown
 
 
-def _rates_section(scope: tuple, stage: str, group: str) -> None:
-    table = _rates(*scope, group)
+def _rates_section(data: _PageData, stage: str, group: str) -> None:
+    table = _rates(data.key(), group, data)
     table = table[table["stage"] == stage].reset_index(drop=True)
     if table.empty:
         st.info(common.tr("collections.empty"))
@@ -161,8 +185,8 @@ def _rates_section(scope: tuple, stage: str, group: str) -> None:
     common.download_buttons(table, f"collections_{stage}_by_{group}", key=f"collections_{group}")
 
 
-def _time_to_cure_section(scope: tuple, stage: str) -> None:
-    curves = _cure_curves(*scope, stage)
+def _time_to_cure_section(data: _PageData, stage: str) -> None:
+    curves = _cure_curves(data.key(), stage, data)
     if curves.empty:
         st.info(common.tr("collections.empty"))
         return
@@ -203,8 +227,8 @@ def _time_to_cure_section(scope: tuple, stage: str) -> None:
     common.download_buttons(curves, f"collections_{stage}_time_to_cure", key="collections_km")
 
 
-def _comparison_section(scope: tuple, stage: str) -> None:
-    available, _, _ = _stage_summary(*scope, stage)
+def _comparison_section(data: _PageData, stage: str) -> None:
+    available, _, _ = _stage_summary(data.key(), stage, data)
     if len(available) < 2:
         st.info(common.tr("collections.compare.need_two"))
         return
@@ -225,7 +249,7 @@ def _comparison_section(scope: tuple, stage: str) -> None:
         common.tr("collections.compare.reference"), chosen,
         index=0, format_func=labels.get, key=f"compare_reference_{stage}",
     )
-    result = _comparison(*scope, stage, tuple(chosen), champion)
+    result = _comparison(data.key(), stage, tuple(chosen), champion, data)
     for level, text in result.sentences(common.lang()):
         (st.warning if level == "warning" else st.success)(text)
 
@@ -282,8 +306,8 @@ def _odds_ratio_display(odds_ratios: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _plan_section(scope: tuple, stage: str) -> None:
-    _, observed, weekly_inflow = _stage_summary(*scope, stage)
+def _plan_section(data: _PageData, stage: str) -> None:
+    _, observed, weekly_inflow = _stage_summary(data.key(), stage, data)
     baseline_default = st.session_state.get(f"collections_baseline_{stage}", observed if observed is not None else 0.3)
     baseline_default = min(max(round(baseline_default * 100, 1), 1.0), 99.0)
     left, middle, right = st.columns(3)
@@ -367,9 +391,8 @@ def main() -> None:
         common.tr("collections.horizon"), HORIZON_CHOICES, help=common.tr("collections.horizon_help"),
         key="collections_horizon",
     )
-    # Cached results are looked up by this key, so a rerun does not copy the episode table.
-    scope = (con, version, filters, horizon_days)
-    if _episode_count(*scope) == 0:
+    data = _PageData(con, version, filters, horizon_days)
+    if _episode_count(data.key(), data) == 0:
         st.info(common.tr("collections.empty"))
         st.caption(common.tr("collections.koujing"))
         return
@@ -389,15 +412,15 @@ def main() -> None:
         ]
     )
     with tabs[0]:
-        _rates_section(scope, stage, "strategy")
+        _rates_section(data, stage, "strategy")
     with tabs[1]:
-        _rates_section(scope, stage, "channel")
+        _rates_section(data, stage, "channel")
     with tabs[2]:
-        _time_to_cure_section(scope, stage)
+        _time_to_cure_section(data, stage)
     with tabs[3]:
-        _comparison_section(scope, stage)
+        _comparison_section(data, stage)
     with tabs[4]:
-        _plan_section(scope, stage)
+        _plan_section(data, stage)
     with tabs[5]:
         _restructure_section(_restructured(con, version, filters))
     st.caption(common.tr("collections.koujing"))
