@@ -191,7 +191,7 @@ class Selection:
     loan_count: int
     balance: float               # outstanding principal at the as-of month, yuan
     loan_month_count: int        # rows of a loan-month download
-    filters: "CohortFilters | None" = None   # the filters, with the as-of month resolved
+    filters: CohortFilters | None = None     # the filters, with the as-of month resolved
 
 
 @dataclass(frozen=True)
@@ -437,11 +437,13 @@ def cohort_table(
     Raises
     ------
     ValueError
-        If the grain or a column is not allowed (see :func:`check_columns`).
+        If the grain or a column is not allowed (see :func:`check_columns`), or the
+        selection was not built by :func:`select_loans`.
     """
     columns = check_columns(con, grain, columns)
-    filters = selection.filters or _resolved(con, CohortFilters(base=Filters(as_of=selection.as_of)))
-    sql, params = download_sql(filters, grain, columns, bucket_set)
+    if selection.filters is None:
+        raise ValueError("the selection carries no filters; build it with select_loans")
+    sql, params = download_sql(selection.filters, grain, columns, bucket_set)
     return queries.run_sql(con, sql, params)
 
 

@@ -254,11 +254,43 @@ where lm.snapshot_date <= $as_of::date
 --   value VARCHAR: a value; null for an attribute with more than $max_values distinct
 --                  values, which the page offers as free text instead of a list
 with
+-- One grouped scan per column of loan_facts, which DuckDB runs much faster than a distinct
+-- over an unnested list of the five columns of loans.
 loan_values as (
-    select distinct
-        unnest(['product', 'channel', 'province', 'grade', 'city']) as field,
-        unnest([product, channel, province, grade, city]) as value
-    from loans
+    select
+        'product' as field,
+        product as value
+    from loan_facts
+    group by
+        product
+    union all
+    select
+        'channel' as field,
+        channel as value
+    from loan_facts
+    group by
+        channel
+    union all
+    select
+        'province' as field,
+        province as value
+    from loan_facts
+    group by
+        province
+    union all
+    select
+        'grade' as field,
+        grade as value
+    from loan_facts
+    group by
+        grade
+    union all
+    select
+        'city' as field,
+        city as value
+    from loan_facts
+    group by
+        city
 ),
 
 strategies as (
