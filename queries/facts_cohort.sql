@@ -1,5 +1,5 @@
 -- name: facts_cohort_history
--- Refills loan_history_facts (see schema.sql) from month_facts: per loan, the highest dpd,
+-- Refills loan_history_facts (see facts_schema.sql) from month_facts: per loan, the highest dpd,
 -- whether it was ever charged off and its number of month-end rows. Returns nothing.
 delete from loan_history_facts;
 insert into loan_history_facts
