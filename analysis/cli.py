@@ -20,7 +20,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
-from analysis.export import format_from_path, write_table
+from analysis.export import WrittenExport, format_from_path, write_table
 from analysis.filters import Filters, parse_month
 from ingest import facts
 from queries import db
@@ -36,7 +36,8 @@ class UsageError(ValueError):
 class Command:
     """One report subcommand.
 
-    ``run(con, args, filters)`` returns the report table; ``add_arguments(parser)`` adds
+    ``run(con, args, filters)`` returns the report table, or the file it wrote itself
+    (``WrittenExport``: the cohort export streams to ``--out``); ``add_arguments(parser)`` adds
     the options specific to the command. ``after_write(args, filters, table)``, if set, is
     called once the table has been written to ``--out`` and the read-only connection is
     closed (the cohort export records its audit row there).
@@ -44,9 +45,9 @@ class Command:
 
     name: str
     help: str
-    run: Callable[[duckdb.DuckDBPyConnection, argparse.Namespace, Filters], pd.DataFrame]
+    run: Callable[[duckdb.DuckDBPyConnection, argparse.Namespace, Filters], pd.DataFrame | WrittenExport]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-    after_write: Callable[[argparse.Namespace, Filters, pd.DataFrame], None] | None = None
+    after_write: Callable[[argparse.Namespace, Filters, pd.DataFrame | WrittenExport], None] | None = None
 
 
 # Subcommand name -> "module:attribute" of its Command, imported only when used.
