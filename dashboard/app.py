@@ -108,3 +108,6 @@ with common.script_run():
         except common.DataUpdating as error:
             logger.info("database busy during the page, showing the data-updating notice: %s", error)
             _show_data_updating()
+
+# After the first run has drawn its page, import the other pages' modules in the background.
+shell.start_warm_up()

@@ -10,6 +10,7 @@ the user's choice where it is still valid.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import os
 import threading
@@ -250,3 +251,47 @@ def render_banners() -> None:
     """Show the demo-data banner when the database contains the demo portfolio."""
     if is_demo():
         st.info(common.tr("app.demo_banner"))
+
+
+# Modules the pages import, slowest first. Importing them costs several seconds in all
+# (statsmodels and scipy alone over one), which the first visit to each page paid.
+WARM_UP_MODULES = (
+    "analysis.collections_compare",
+    "statsmodels.stats.proportion",
+    "statsmodels.stats.multitest",
+    "statsmodels.stats.power",
+    "scipy.stats",
+    "lifelines",
+    "analysis.survival",
+    "analysis.collections",
+    "analysis.collections_restructure",
+    "analysis.vintage",
+    "analysis.rollrate",
+    "analysis.regions",
+    "analysis.compliance",
+    "plotly.graph_objects",
+    "plotly.colors",
+)
+_warm_up_started = threading.Event()
+
+
+def _import_modules(names: tuple[str, ...]) -> None:
+    started = time.perf_counter()
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the page that needs the module reports the error
+            logger.exception("warm-up import of %s failed", name)
+    logger.info("warm-up imported %d modules in %.1f s", len(names), time.perf_counter() - started)
+
+
+def start_warm_up() -> None:
+    """Import the pages' heavy modules in a background thread, once per server process.
+
+    ``app.py`` calls this after its first script run, so that run is not slowed and the
+    first visit to every other page finds its modules imported.
+    """
+    if _warm_up_started.is_set():
+        return
+    _warm_up_started.set()
+    threading.Thread(target=_import_modules, args=(WARM_UP_MODULES,), name="loanlens-warm-up", daemon=True).start()

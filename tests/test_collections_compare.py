@@ -262,3 +262,56 @@ def test_plan_without_inflow_and_bad_input():
         compare.plan_test(0.98, 0.05, weekly_inflow=10.0)
     with pytest.raises(ValueError):
         compare.plan_test(0.5, 0.0, weekly_inflow=10.0)
+
+
+def test_logit_fit_matches_statsmodels_glm():
+    """The page's IRLS fit against statsmodels' GLM on a simulated design (seed 11)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(11)
+    count = 5000
+    design = pd.DataFrame(
+        {
+            "const": 1.0,
+            "arm=B": (rng.random(count) < 0.5).astype(float),
+            "entry_dpd": rng.integers(1, 31, count).astype(float),
+            "balance_10k": rng.lognormal(0, 0.5, count),
+            "province=河南省": (rng.random(count) < 0.3).astype(float),
+        }
+    )
+    true_logit = -0.5 + 0.4 * design["arm=B"] - 0.03 * design["entry_dpd"] + 0.2 * design["balance_10k"]
+    outcome = (rng.random(count) < 1 / (1 + np.exp(-true_logit))).astype(float).to_numpy()
+
+    expected = sm.GLM(outcome, design, family=sm.families.Binomial()).fit()
+    fitted = compare._fit_logit(outcome, design)
+
+    np.testing.assert_allclose(fitted.params, expected.params, rtol=1e-8)
+    np.testing.assert_allclose(fitted.bse, expected.bse, rtol=1e-6)
+    np.testing.assert_allclose(fitted.pvalues, expected.pvalues, rtol=1e-6)
+    np.testing.assert_allclose(fitted.conf_int.to_numpy(), expected.conf_int(alpha=0.05).to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fitted.fittedvalues, expected.fittedvalues, rtol=1e-8)
+
+
+def test_assignment_check_matches_level_by_level():
+    """SMDs against a plain per-level computation of the largest share difference."""
+    episodes = _episodes({"A": (300, 120), "B": (260, 100), "C": (240, 90)}, seed=5)
+    result = compare.compare_arms(episodes, "early", reference="A")
+    base = episodes[episodes["strategy"] == "A"]
+    for arm in ("B", "C"):
+        other = episodes[episodes["strategy"] == arm]
+        for covariate in ("product", "province"):
+            expected = max(
+                abs((other[covariate] == level).mean() - (base[covariate] == level).mean())
+                / math.sqrt(
+                    ((base[covariate] == level).mean() * (1 - (base[covariate] == level).mean())
+                     + (other[covariate] == level).mean() * (1 - (other[covariate] == level).mean())) / 2
+                )
+                for level in set(episodes[covariate])
+            )
+            row = result.balance[(result.balance["arm"] == arm) & (result.balance["covariate"] == covariate)]
+            assert row["smd"].iloc[0] == pytest.approx(expected, rel=1e-12)
+        dpd = (other["entry_dpd"].mean() - base["entry_dpd"].mean()) / math.sqrt(
+            (base["entry_dpd"].var() + other["entry_dpd"].var()) / 2
+        )
+        row = result.balance[(result.balance["arm"] == arm) & (result.balance["covariate"] == "entry_dpd")]
+        assert row["smd"].iloc[0] == pytest.approx(dpd, rel=1e-12)

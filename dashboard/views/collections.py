@@ -26,9 +26,19 @@ from messages import has_key
 HORIZON_CHOICES = (30, 60, 90)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# The episode tables are kept with st.cache_resource, which hands every run the same object
+# instead of an unpickled copy: at 1,000,000 loans pickling the episode-channel table into
+# st.cache_data took over a second on the first load and unpickling a few tenths on every
+# later one. Callers must not modify these frames. Two entries bound the memory to two
+# filter choices (about 200 MB each at 1,000,000 loans).
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _episode_channels(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
     return coll.load_episode_channels(_con, filters, horizon_days)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _episodes(version: int, filters: Filters, horizon_days: int, _episode_channels: pd.DataFrame) -> pd.DataFrame:
+    return coll.episodes_from(_episode_channels)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -37,13 +47,7 @@ def _restructured(_con: duckdb.DuckDBPyConnection, version: int, filters: Filter
 
 
 class _PageData:
-    """The large frames one script run works on, each fetched at most once per run.
-
-    st.cache_data returns an unpickled copy on every call, and at 1,000,000 loans each copy
-    of the episode tables took a few tenths of a second, so the run keeps the one it got.
-    The episode table is derived per run and not cached, because pickling it for the cache
-    cost about as much as deriving it.
-    """
+    """The large frames one script run works on, each fetched at most once per run."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int):
         self.con = con
@@ -57,7 +61,7 @@ class _PageData:
 
     @functools.cached_property
     def episodes(self) -> pd.DataFrame:
-        return coll.episodes_from(self.episode_channels)
+        return _episodes(self.version, self.filters, self.horizon_days, self.episode_channels)
 
     def key(self) -> tuple:
         """Return the cache key of the results derived from these frames."""
