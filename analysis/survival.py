@@ -4,13 +4,16 @@ incidence of default and prepayment (Aalen–Johansen), and the report commands.
 The Cox model lives in :mod:`analysis.survival_cox`; the records come from
 :mod:`analysis.survival_data`.
 
-Kaplan–Meier is fitted with lifelines on counts aggregated per (segment, entry MOB,
-duration MOB, event type), passed as ``weights``, so every loan is used and a book of a
-million loans costs a few thousand rows. The counts are made in SQL
-(:func:`~analysis.survival_data.load_survival_counts`, used by the report command) or from
-loan records (:func:`~analysis.survival_data.load_survival_data`). Risk sets follow the counting-process convention:
-a loan is at risk at MOB t when entry_mob < t ≤ duration_mob (the same as lifelines'
-estimate and statsmodels ``SurvfuncRight``).
+Kaplan–Meier is computed by the product-limit formula on counts aggregated per (segment,
+entry MOB, duration MOB, event type), so every loan is used and a book of a million loans
+costs a few thousand rows. The formulas are those of lifelines 0.30 ``KaplanMeierFitter``
+(exponential Greenwood band, median and its interval). The module does not import
+lifelines or scipy, because importing them took about 1 s (``python -X importtime`` on a
+2-core machine), longer than the whole estimate at a million loans. The counts are made in SQL (:func:`~analysis.survival_data.load_survival_counts`,
+used by the page and the report command) or from loan records
+(:func:`~analysis.survival_data.load_survival_data`). Risk sets follow the counting-process
+convention: a loan is at risk at MOB t when entry_mob < t ≤ duration_mob (the same as
+lifelines' estimate and statsmodels ``SurvfuncRight``).
 """
 
 from __future__ import annotations
@@ -19,14 +22,11 @@ import argparse
 import logging
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import duckdb
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
-from lifelines.exceptions import StatError
-from lifelines.utils import median_survival_times
-from scipy import stats
 
 from analysis.cli import Command
 from analysis.filters import Filters
@@ -207,24 +207,13 @@ def event_table(counts: pd.DataFrame, max_mob: int | None = None) -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
-def _fit_km(group: pd.DataFrame, label: str) -> KaplanMeierFitter:
-    """Fit lifelines' Kaplan–Meier on aggregated rows (one row per count, ``weights``)."""
-    fitter = KaplanMeierFitter(alpha=ALPHA)
-    fitter.fit(
-        durations=group["duration_mob"],
-        event_observed=group["event_type"] == DEFAULT,
-        entry=group["entry_mob"],
-        weights=group["loans"],
-        label=label,
-    )
-    return fitter
-
-
 class _ProductLimit:
     """Kaplan–Meier by formula on an event table, with lifelines' attribute names.
 
     S(t) = Π_{s ≤ t} (1 − d(s)/n(s)); the 95% band is exp(−exp(log(−log S) ± z·σ)) with
-    σ² = Σ d/(n(n − d)) / (log S)², as lifelines computes it.
+    σ² = Σ d/(n(n − d)) / (log S)², as lifelines 0.30 computes it. Unlike lifelines, it
+    also continues when S(t) reaches 0 and loans still enter later (left truncation in a
+    small segment): S stays 0.
     """
 
     def __init__(self, events: pd.DataFrame):
@@ -233,7 +222,7 @@ class _ProductLimit:
         safe = np.where(n > 0, n, 1.0)
         survival = np.cumprod(np.where(n > 0, 1.0 - d / safe, 1.0))
         greenwood = np.cumsum(np.where((n > d) & (n > 0), d / (safe * np.maximum(n - d, 1.0)), 0.0))
-        z = stats.norm.ppf(1 - ALPHA / 2)
+        z = NormalDist().inv_cdf(1 - ALPHA / 2)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_minus_log = np.log(-np.log(survival))
             sigma = np.sqrt(greenwood) / np.abs(np.log(survival))
@@ -245,8 +234,22 @@ class _ProductLimit:
         index = pd.Index(events["timeline"].to_numpy(float), name="timeline")
         self.survival_function_ = pd.DataFrame({"KM_estimate": survival}, index=index)
         self.confidence_interval_ = pd.DataFrame({"lower": lower, "upper": upper}, index=index)
-        below = np.flatnonzero(survival <= 0.5)
-        self.median_survival_time_ = float(index[below[0]]) if len(below) else np.inf
+        self.median_survival_time_ = _first_time_at_or_below_half(index, survival)
+
+
+def _first_time_at_or_below_half(index: pd.Index, values: np.ndarray) -> float:
+    """Return the first time at which a survival curve is ≤ 0.5, or inf when it never is."""
+    below = np.flatnonzero(values <= 0.5)
+    return float(index[below[0]]) if len(below) else np.inf
+
+
+def _median_interval(fitter: _ProductLimit) -> tuple[float, float]:
+    """Return the 95% interval of the median: the first times the lower and the upper band
+    reach 0.5 (inf when they never do), the rule of lifelines' ``median_survival_times``."""
+    bands = fitter.confidence_interval_
+    lower = _first_time_at_or_below_half(bands.index, bands["lower"].to_numpy())
+    upper = _first_time_at_or_below_half(bands.index, bands["upper"].to_numpy())
+    return lower, upper
 
 
 def _step_values(fitter, times: np.ndarray) -> pd.DataFrame:
@@ -282,14 +285,10 @@ def kaplan_meier(data: SurvivalData | SurvivalCounts, segment: str | None = None
     tables, summaries, at_rows = [], [], []
     for label, group in counts.groupby("segment", sort=True):
         seg_events = events[events["segment"] == label].reset_index(drop=True)
-        try:
-            fitter = _fit_km(group, str(label))
-        except StatError as error:
-            # lifelines stops when S(t) reaches 0 and loans still enter later (left
-            # truncation in a small segment); the product-limit formula still applies.
-            logger.warning("Kaplan–Meier of segment %s computed by formula: %s", label, error)
+        fitter = _ProductLimit(seg_events)
+        if _reaches_zero_before_entry(seg_events):
+            logger.warning("Kaplan–Meier of segment %s reaches 0 before later loans enter", label)
             notes.append(Note("km_reached_zero", {"segment": label}))
-            fitter = _ProductLimit(seg_events)
         steps = _step_values(fitter, seg_events["timeline"].to_numpy())
         tables.append(
             pd.DataFrame(
@@ -323,10 +322,18 @@ def kaplan_meier(data: SurvivalData | SurvivalCounts, segment: str | None = None
     )
 
 
+def _reaches_zero_before_entry(events: pd.DataFrame) -> bool:
+    """Return True when S(t) drops to 0 at some MOB (every loan at risk defaults there)
+    while loans that entered later are still at risk (left truncation)."""
+    n = events["at_risk"].to_numpy()
+    d = events["defaults"].to_numpy()
+    wiped = np.flatnonzero((n > 0) & (d >= n))
+    return bool(len(wiped)) and bool((n[wiped[0] + 1:] > 0).any())
+
+
 def _segment_summary(label, group: pd.DataFrame, fitter) -> dict:
     median = float(fitter.median_survival_time_)
-    interval = median_survival_times(fitter.confidence_interval_)
-    lower, upper = (float(value) for value in interval.iloc[0])
+    lower, upper = _median_interval(fitter)
     reached = math.isfinite(median)
     return {
         "segment": label,
@@ -386,7 +393,29 @@ def logrank_test(counts: pd.DataFrame) -> TestResult:
     reduced = observed_minus_expected[:-1]
     statistic = float(reduced @ np.linalg.pinv(variance[:-1, :-1]) @ reduced)
     df = k - 1
-    return TestResult("log-rank", statistic, df, float(stats.chi2.sf(statistic, df)))
+    return TestResult("log-rank", statistic, df, chi2_sf(statistic, df))
+
+
+def chi2_sf(statistic: float, df: int) -> float:
+    """Return P(X > statistic) for X chi-square with a whole number ``df`` ≥ 1 of degrees
+    of freedom, by the closed-form sums for whole df, so the page needs no scipy import.
+
+    Even df = 2m: e^{-x/2} Σ_{i<m} (x/2)^i / i!. Odd df = 2m + 1: erfc(√(x/2)) +
+    Σ_{1≤i≤m} e^{-x/2} (x/2)^{i−1/2} / Γ(i + 1/2). Terms are summed in logs so large
+    statistics underflow to 0 instead of overflowing.
+    """
+    if df < 1 or int(df) != df:
+        raise ValueError(f"degrees of freedom must be a whole number ≥ 1; got {df!r}")
+    if not statistic > 0:
+        return 1.0
+    half = statistic / 2.0
+    log_half = math.log(half)
+    if df % 2 == 0:
+        terms = [-half + i * log_half - math.lgamma(i + 1) for i in range(df // 2)]
+        return min(1.0, sum(math.exp(term) for term in terms))
+    tail = math.erfc(math.sqrt(half))
+    terms = [-half + (i - 0.5) * log_half - math.lgamma(i + 0.5) for i in range(1, (df - 1) // 2 + 1)]
+    return min(1.0, tail + sum(math.exp(term) for term in terms))
 
 
 def cumulative_incidence(data: SurvivalData | SurvivalCounts, segment: str | None = None) -> IncidenceResult:

@@ -26,13 +26,11 @@ import argparse
 import logging
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter
-from lifelines.exceptions import ConvergenceError, ConvergenceWarning
-from lifelines.statistics import proportional_hazard_test
 
 from analysis.cli import Command, UsageError
 from analysis.filters import Filters
@@ -51,6 +49,13 @@ from analysis.survival_data import (
     check_column,
     load_survival_data,
 )
+
+if TYPE_CHECKING:
+    from lifelines import CoxPHFitter
+
+# lifelines (with scipy) is imported inside the functions that fit or test, because its
+# import took about 1 s (python -X importtime, 2-core machine) and the survival page
+# imports this module on every load, also when no Cox model is fitted.
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +375,9 @@ def fit_cox(
 
 def _fit(design: pd.DataFrame):
     """Fit the Cox model, retrying with a ridge penalty on convergence trouble."""
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
     notes: list[Note] = []
     for penalizer in (0.0, RETRY_PENALIZER, 0.1):
         fitter = CoxPHFitter(alpha=ALPHA, penalizer=penalizer)
@@ -471,6 +479,8 @@ def schoenfeld_residuals(fitter: CoxPHFitter, design: pd.DataFrame) -> pd.DataFr
 
 def _ph_test(fitter: CoxPHFitter, design: pd.DataFrame):
     """Schoenfeld-residual test of proportional hazards per term, with a verdict."""
+    from lifelines.statistics import proportional_hazard_test
+
     notes: list[Note] = []
     empty = pd.DataFrame(columns=["covariate", "test_statistic", "p_value", "ph_holds"])
     try:

@@ -46,8 +46,12 @@ def test_survival_page_in_both_languages(demo_copy):
         main = page.inner_text('[data-testid="stMain"]')
         assert "生存曲线（Kaplan–Meier）" in main
         assert "口径" in main
-        # Kaplan–Meier, cumulative incidence and the Cox forest plot.
+        # Kaplan–Meier and cumulative incidence; the Cox forest plot after its button.
         page.wait_for_selector(PLOTLY_CHART, timeout=60_000)
+        assert page.locator(PLOTLY_CHART).count() == 2
+        page.get_by_role("button", name="拟合 Cox 模型").click()
+        wait_for_script(page, timeout=120)
+        assert error_messages(page) == []
         assert page.locator(PLOTLY_CHART).count() == 3
 
         table = pd.read_csv(io.BytesIO(_download(page, "下载 CSV")), encoding="utf-8-sig")

@@ -57,6 +57,12 @@ def _survival_page(monkeypatch, path: Path, lang: str) -> AppTest:
     return at
 
 
+def _fit_cox(at: AppTest) -> AppTest:
+    at.button(key="survival_cox_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 @pytest.mark.parametrize("lang, title, not_reached", [("zh", "生存分析：违约时间", "未达到"), ("en", "Survival analysis: time to default", "not reached")])
 def test_page_renders_curves_and_cox(monkeypatch, simulated_db, lang, title, not_reached):
     at = _survival_page(monkeypatch, simulated_db, lang)
@@ -65,6 +71,10 @@ def test_page_renders_curves_and_cox(monkeypatch, simulated_db, lang, title, not
     # Three KM segments (grades A, B, C) by default; the page shows the log-rank verdict.
     markdown = " ".join(element.value for element in at.markdown)
     assert "log-rank" in markdown.lower()
+    # Before the button: KM, summary and CIF downloads (CSV + Excel), no Cox table.
+    assert len(at.get("download_button")) == 6
+    assert len(at.dataframe) == 2
+    _fit_cox(at)
     # Every chart's data can be downloaded: KM, summary, CIF, Cox, PH test (CSV + Excel).
     assert len(at.get("download_button")) == 10
     # The Cox table lists grade levels against the baseline, with hazard ratios.
@@ -91,6 +101,33 @@ def test_page_switches_segment_and_threshold(monkeypatch, simulated_db):
     assert list(at.dataframe[1].value["Segment"]) == ["All"]
     at.multiselect(key="survival_covariates").set_value([]).run()
     assert any("Choose at least one covariate" in element.value for element in at.info)
+
+
+def test_cox_fits_on_button_only(monkeypatch, simulated_db):
+    at = _survival_page(monkeypatch, simulated_db, "en")
+    captions = " ".join(element.value for element in at.caption)
+    assert "fitted only when you press" in captions
+    assert at.button(key="survival_cox_run").label == "Fit the Cox model"
+    assert not any("Hazard ratio" in str(list(element.value.columns)) for element in at.dataframe)
+
+    _fit_cox(at)
+    assert len(at.dataframe) == 3
+    assert any("Concordance" in element.value or "concordance" in element.value for element in at.markdown)
+
+    # The same choices are shown again on the next run without a click.
+    at.radio(key="survival_event_dpd").set_value(90).run()
+    assert len(at.dataframe) == 3
+    assert len(at.get("download_button")) == 10
+
+    # New covariates need the button again.
+    at.multiselect(key="survival_covariates").set_value(["grade"]).run()
+    assert len(at.dataframe) == 2
+    assert len(at.get("download_button")) == 6
+    _fit_cox(at)
+    cox_table = at.dataframe[-1].value
+    # Three simulated grades: two hazard ratios against the baseline grade.
+    assert len(cox_table) == 2
+    assert len(at.get("download_button")) == 10
 
 
 @pytest.mark.parametrize("lang, text", [("zh", "没有可分析的贷款"), ("en", "No loans to analyse")])
@@ -177,4 +214,6 @@ def test_page_on_demo_portfolio(monkeypatch, demo_db, lang, koujing):
     assert koujing in captions
     # Grades A to E of the demo, one row each in the median and survival table.
     assert len(at.dataframe[1].value) == 5
+    assert len(at.get("download_button")) == 6
+    _fit_cox(at)
     assert len(at.get("download_button")) == 10

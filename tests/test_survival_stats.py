@@ -245,14 +245,36 @@ def test_km_uses_every_loan_of_simulated_book(simulated_data):
     assert result.logrank.p_value < 1e-6
 
 
-def test_product_limit_fallback_matches_lifelines():
-    # The formula used when lifelines stops at S(t) = 0 must equal lifelines elsewhere.
-    from analysis.survival import _ProductLimit, aggregate_counts, event_table
+@pytest.mark.parametrize("truncated", [False, True])
+def test_km_matches_lifelines_fitter(truncated):
+    # lifelines' KaplanMeierFitter on one row per loan: survival, band, median and its
+    # interval must match the product-limit formula on aggregated counts.
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
 
-    data = _random_records(truncated=True)
-    fitted = kaplan_meier(data).table.set_index("timeline")
-    formula = _ProductLimit(event_table(aggregate_counts(data, None)))
-    times = fitted.index.to_numpy(float)
-    np.testing.assert_allclose(formula.survival_function_.loc[times, "KM_estimate"], fitted["survival"], atol=1e-12)
-    np.testing.assert_allclose(formula.confidence_interval_.loc[times, "lower"], fitted["ci_lower"], atol=1e-9)
-    np.testing.assert_allclose(formula.confidence_interval_.loc[times, "upper"], fitted["ci_upper"], atol=1e-9)
+    data = _random_records(truncated=truncated)
+    result = kaplan_meier(data, "grade")
+    for grade, part in data.records.groupby("grade"):
+        fitter = KaplanMeierFitter(alpha=0.05).fit(
+            part["duration_mob"], part["event"], entry=part["entry_mob"] if truncated else None
+        )
+        ours = result.table[result.table["segment"] == grade].set_index("timeline")
+        times = fitter.survival_function_.index.to_numpy(float)
+        times = times[times <= ours.index.max()]
+        np.testing.assert_allclose(ours.loc[times, "survival"], fitter.survival_function_.loc[times].iloc[:, 0], atol=1e-12)
+        bands = fitter.confidence_interval_.loc[times]
+        np.testing.assert_allclose(ours.loc[times, "ci_lower"], bands.iloc[:, 0], atol=1e-9)
+        np.testing.assert_allclose(ours.loc[times, "ci_upper"], bands.iloc[:, 1], atol=1e-9)
+
+        summary = result.summary.set_index("segment").loc[grade]
+        expected_median = fitter.median_survival_time_
+        if np.isfinite(expected_median):
+            assert summary["median_mob"] == expected_median
+        else:
+            assert np.isnan(summary["median_mob"])
+        expected_lower, expected_upper = median_survival_times(fitter.confidence_interval_).iloc[0]
+        for ours_value, expected in ((summary["median_ci_lower"], expected_lower), (summary["median_ci_upper"], expected_upper)):
+            if np.isfinite(expected):
+                assert ours_value == expected
+            else:
+                assert np.isnan(ours_value)

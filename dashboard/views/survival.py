@@ -2,7 +2,10 @@
 (Aalen–Johansen) and a Cox model.
 
 Reads the shared filters, calls ``analysis.survival`` and ``analysis.survival_cox`` (the
-same functions as ``python -m analysis survival`` and ``cox``) and draws.
+same functions as ``python -m analysis survival`` and ``cox``) and draws. The curves come
+from counts made in SQL. The Cox model is fitted only when the reader presses its button,
+because the fit takes seconds on a large book. Its result is cached per data version and
+choices, so the same choices show it again at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from analysis.survival_data import (
     OTHER_LABEL,
     SEGMENT_COLUMNS,
     list_attributes,
+    load_survival_counts,
     load_survival_data,
 )
 from dashboard import common
@@ -47,36 +51,16 @@ def _attribute_names(_con, version: int) -> list[str]:
     return list_attributes(_con)["attribute"].tolist()
 
 
-def _records_loader(con, filters: Filters, event_dpd: int):
-    """Return a function that loads the survival records for a tuple of extra attributes.
-
-    Each tuple is loaded at most once per script run, so when the curves and the Cox model
-    both miss the cache and need the same attributes (always with the default choices),
-    the records are read once. The records are not cached across runs themselves, because
-    pickling a million records for st.cache_data took longer than reading them.
-    """
-    loaded = {}
-
-    def load(attributes: tuple[str, ...]):
-        if attributes not in loaded:
-            loaded[attributes] = load_survival_data(con, filters, event_dpd, attributes)
-        return loaded[attributes]
-
-    return load
-
-
-# ``_load`` (a _records_loader function) is left out of the cache key by its leading underscore.
 @st.cache_data(show_spinner=False)
-def _curves(_con, version: int, filters: Filters, event_dpd: int, segment: str | None, _load):
-    data = _load(_attributes_of([segment]))
+def _curves(_con, version: int, filters: Filters, event_dpd: int, segment: str | None):
+    data = load_survival_counts(_con, filters, event_dpd, segment)
     counts = {"loans": data.n_loans, "defaults": data.n_defaults, "prepaid": data.n_prepayments}
     return survival.kaplan_meier(data, segment), survival.cumulative_incidence(data), counts, data.as_of
 
 
 @st.cache_data(show_spinner=False)
-def _cox(_con, version: int, filters: Filters, event_dpd: int, covariates: tuple[str, ...], segment: str | None,
-         _load):
-    data = _load(_attributes_of(covariates))
+def _cox(_con, version: int, filters: Filters, event_dpd: int, covariates: tuple[str, ...], segment: str | None):
+    data = load_survival_data(_con, filters, event_dpd, _attributes_of(covariates))
     return survival_cox.fit_cox(data, list(covariates), segment=segment)
 
 
@@ -176,7 +160,7 @@ def _draw_km(km: survival.KaplanMeierResult) -> None:
         height=420,
         margin={"t": 20},
     )
-    st.plotly_chart(figure, use_container_width=True, key="survival_km_chart")
+    st.plotly_chart(figure, width="stretch", key="survival_km_chart")
 
     st.caption(common.tr("survival.at_risk_header"))
     last = int(km.table["timeline"].max())
@@ -185,7 +169,7 @@ def _draw_km(km: survival.KaplanMeierResult) -> None:
     at_risk["segment"] = [_segment_label(value, km.segment) for value in at_risk["segment"]]
     at_risk = at_risk.rename(columns={"segment": common.tr("survival.col_segment")})
     at_risk.columns = [str(column) for column in at_risk.columns]
-    st.dataframe(at_risk, hide_index=True, use_container_width=True)
+    st.dataframe(at_risk, hide_index=True, width="stretch")
     common.download_buttons(km.table, "survival_km", "survival_km")
 
 
@@ -217,7 +201,7 @@ def _draw_summary(km: survival.KaplanMeierResult) -> None:
             )
             row[common.tr("survival.col_survival_at", month=month)] = text
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if km.logrank is not None:
         st.markdown(km.logrank.verdict(common.lang()))
     download = km.summary.merge(
@@ -250,7 +234,7 @@ def _draw_incidence(incidence: survival.IncidenceResult) -> None:
         margin={"t": 20},
         legend={"orientation": "h", "y": -0.25},
     )
-    st.plotly_chart(figure, use_container_width=True, key="survival_cif_chart")
+    st.plotly_chart(figure, width="stretch", key="survival_cif_chart")
     reference = table[table["timeline"] <= 24].iloc[-1]
     st.markdown(common.tr(
         "survival.cif_explain",
@@ -261,7 +245,7 @@ def _draw_incidence(incidence: survival.IncidenceResult) -> None:
     common.download_buttons(table, "survival_cumulative_incidence", "survival_cif")
 
 
-def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes: list[str], load) -> None:
+def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes: list[str]) -> None:
     st.subheader(common.tr("survival.cox_header"))
     options = [*SEGMENT_COLUMNS, *NUMERIC_COLUMNS, *(f"{ATTRIBUTE_PREFIX}{name}" for name in attributes)]
     labels = {name: _column_label(name) for name in options}
@@ -277,8 +261,19 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
     if not covariates:
         st.info(common.tr("survival.cox_pick"))
         return
-    with st.spinner():
-        result = _cox(common.connection(), common.data_version(), filters, event_dpd, tuple(covariates), segment, load)
+
+    # The fit runs on the button only. Choices fitted before in this session are shown
+    # again without a click, and st.cache_data returns their result at once.
+    version = common.data_version()
+    choice = (version, filters, event_dpd, tuple(covariates), segment)
+    fitted = st.session_state.setdefault("survival_cox_fitted", set())
+    pressed = st.button(common.tr("survival.cox_run"), key="survival_cox_run", type="primary")
+    if not pressed and choice not in fitted:
+        st.caption(common.tr("survival.cox_run_hint"))
+        return
+    with st.spinner(common.tr("survival.cox_running")):
+        result = _cox(common.connection(), version, filters, event_dpd, tuple(covariates), segment)
+    fitted.add(choice)
     _draw_notes(result.notes)
     if not result.fitted:
         return
@@ -310,7 +305,7 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
         height=max(260, 40 * len(table) + 80),
         margin={"t": 20},
     )
-    st.plotly_chart(figure, use_container_width=True, key="survival_forest_chart")
+    st.plotly_chart(figure, width="stretch", key="survival_forest_chart")
 
     shown = pd.DataFrame({
         common.tr("survival.col_covariate"): table["label"],
@@ -319,7 +314,7 @@ def _draw_cox(filters: Filters, event_dpd: int, segment: str | None, attributes:
         common.tr("survival.col_ci_upper"): table["ci_upper"].map("{:.3f}".format),
         common.tr("survival.col_p"): table["p_value"].map(lambda p: "< 0.0001" if p < 0.0001 else f"{p:.4f}"),
     })
-    st.dataframe(shown, hide_index=True, use_container_width=True)
+    st.dataframe(shown, hide_index=True, width="stretch")
     st.markdown(common.tr(
         "survival.cox_fit_summary",
         loans=fmt.format_count(result.n_loans),
@@ -367,8 +362,7 @@ filters = common.filters()
 attributes = _attribute_names(con, version)
 event_dpd, segment = _draw_controls(attributes)
 
-load_records = _records_loader(con, filters, event_dpd)
-km, incidence, counts, as_of = _curves(con, version, filters, event_dpd, segment, load_records)
+km, incidence, counts, as_of = _curves(con, version, filters, event_dpd, segment)
 koujing = common.tr(
     "survival.koujing", dpd=event_dpd, as_of=fmt.format_month(as_of, common.lang()) if as_of else "—"
 )
@@ -387,4 +381,4 @@ else:
     st.caption(koujing)
     _draw_summary(km)
     _draw_incidence(incidence)
-    _draw_cox(filters, event_dpd, segment, attributes, load_records)
+    _draw_cox(filters, event_dpd, segment, attributes)
