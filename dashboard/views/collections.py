@@ -26,19 +26,27 @@ from messages import has_key
 HORIZON_CHOICES = (30, 60, 90)
 
 
-# The episode tables are kept with st.cache_resource, which hands every run the same object
-# instead of an unpickled copy: at 1,000,000 loans pickling the episode-channel table into
-# st.cache_data took over a second on the first load and unpickling a few tenths on every
-# later one. Callers must not modify these frames. Two entries bound the memory to two
-# filter choices (about 200 MB each at 1,000,000 loans).
+# The stage entry columns the sections read: rates, time to cure, arm comparison and inflow.
+ENTRY_COLUMNS = [
+    "entry_key", "stage", "strategy", "cured", "rolled_forward", "overdue_amount",
+    "outstanding_principal", "stage_contacts", "stage_collected_amount", "stage_cost_amount",
+    "duration_months", "cure_event", "entry_dpd", "product", "province", "entry_date",
+]
+
+
+# The entry and channel tables are kept with st.cache_resource, which hands every run the
+# same object instead of an unpickled copy: at 1,000,000 loans pickling the episode table
+# into st.cache_data took over a second on the first load. Callers must not modify these
+# frames. Two entries bound the memory to two filter choices (about 60 MB each at
+# 1,000,000 loans).
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _episode_channels(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
-    return coll.load_episode_channels(_con, filters, horizon_days)
+def _entries(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
+    return coll.load_stage_entries(_con, filters, horizon_days, columns=ENTRY_COLUMNS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _episodes(version: int, filters: Filters, horizon_days: int, _episode_channels: pd.DataFrame) -> pd.DataFrame:
-    return coll.episodes_from(_episode_channels)
+def _channels(_con: duckdb.DuckDBPyConnection, version: int, filters: Filters, horizon_days: int) -> pd.DataFrame:
+    return coll.load_stage_channels(_con, filters, horizon_days)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -56,12 +64,13 @@ class _PageData:
         self.horizon_days = horizon_days
 
     @functools.cached_property
-    def episode_channels(self) -> pd.DataFrame:
-        return _episode_channels(self.con, self.version, self.filters, self.horizon_days)
+    def episodes(self) -> pd.DataFrame:
+        """One row per stage entry, the columns ENTRY_COLUMNS."""
+        return _entries(self.con, self.version, self.filters, self.horizon_days)
 
     @functools.cached_property
-    def episodes(self) -> pd.DataFrame:
-        return _episodes(self.version, self.filters, self.horizon_days, self.episode_channels)
+    def channels(self) -> pd.DataFrame:
+        return _channels(self.con, self.version, self.filters, self.horizon_days)
 
     def key(self) -> tuple:
         """Return the cache key of the results derived from these frames."""
@@ -74,12 +83,14 @@ class _PageData:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _episode_count(key: tuple, _data: _PageData) -> int:
-    return len(_data.episode_channels)
+    return len(_data.episodes)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _rates(key: tuple, group: str, _data: _PageData) -> pd.DataFrame:
-    return coll.summarise(_data.episode_channels, by=group)
+    if group == "channel":
+        return coll.summarise_channels(_data.episodes, _data.channels)
+    return coll.summarise_entries(_data.episodes)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
