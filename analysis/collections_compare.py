@@ -199,9 +199,8 @@ def _standardised_differences(rows: pd.DataFrame, reference: str) -> pd.DataFram
     for covariate in COVARIATES:
         values = rows[covariate]
         if values.dtype == object:
-            # Shares of each pooled level per arm; a level absent from both arms has
-            # SMD 0, so taking the maximum over all levels equals the maximum over the
-            # levels the two arms have.
+            # Shares of each pooled level per arm. A level absent from both arms has SMD 0,
+            # so the maximum over all levels equals the maximum over the two arms' levels.
             pooled = _pool_small_levels(values)
             shares = pd.crosstab(pooled, arms).div(arms.value_counts())
             for arm in sorted(set(arms) - {reference}):

@@ -253,8 +253,9 @@ def render_banners() -> None:
         st.info(common.tr("app.demo_banner"))
 
 
-# Modules the pages import, slowest first. Importing them costs several seconds in all
-# (statsmodels and scipy alone over one), which the first visit to each page paid.
+# Modules the pages import, the statistics libraries first. Importing them took several
+# seconds in all, paid by the first visit to each page; statsmodels with scipy took about
+# 1.3 s of the collections page's first load (cold AppTest run on a 2-core machine).
 WARM_UP_MODULES = (
     "analysis.collections_compare",
     "statsmodels.stats.proportion",
@@ -288,8 +289,8 @@ def _import_modules(names: tuple[str, ...]) -> None:
 def start_warm_up() -> None:
     """Import the pages' heavy modules in a background thread, once per server process.
 
-    ``app.py`` calls this after its first script run, so that run is not slowed and the
-    first visit to every other page finds its modules imported.
+    ``app.py`` calls this after its first script run, so that run is not slowed. A page
+    opened after the thread has finished finds its modules imported.
     """
     if _warm_up_started.is_set():
         return
