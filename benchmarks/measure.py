@@ -19,7 +19,16 @@ from pathlib import Path
 
 
 def peak_rss_bytes() -> int:
-    """Return this process's peak resident set size in bytes (Linux reports KiB)."""
+    """Return this process's peak resident set size in bytes.
+
+    Reads VmHWM from /proc/self/status: getrusage's ru_maxrss also counts the parent
+    process's peak from before the fork, so a large benchmark runner would inflate it.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

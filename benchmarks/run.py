@@ -118,12 +118,22 @@ def generate(work: Path, loans: int, seed: int, as_of: str) -> tuple[Path, dict]
 
 
 def rebuild_facts_if_stale(db_path: Path) -> dict:
-    """Rebuild the fact tables of a reused database written by an older LoanLens."""
-    from ingest import facts
+    """Rebuild the fact tables of a reused database written by an older LoanLens.
 
-    start = time.perf_counter()
-    rebuilt = facts.ensure_current(db_path)
-    return {"rebuilt": rebuilt, "seconds": time.perf_counter() - start}
+    Runs in a child process, so this process stays small: the steps it starts later
+    are forked from it.
+    """
+    script = (
+        "import json, sys, time\n"
+        "from ingest import facts\n"
+        "start = time.perf_counter()\n"
+        f"rebuilt = facts.ensure_current({str(db_path)!r})\n"
+        "json.dump({'rebuilt': rebuilt, 'seconds': time.perf_counter() - start}, sys.stdout)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(completed.stdout)
 
 
 def export_tapes(db_path: Path, work: Path) -> dict[str, Path]:
