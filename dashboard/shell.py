@@ -272,6 +272,7 @@ WARM_UP_MODULES = (
     "analysis.compliance",
     "plotly.graph_objects",
     "plotly.colors",
+    "pandas.io.formats.style",  # the regions tables' Styler; imports matplotlib (about 0.7 s)
 )
 _warm_up_started = threading.Event()
 
