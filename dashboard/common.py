@@ -112,6 +112,7 @@ class _Database:
         self._generation = 0          # bumped on every close, so stale cursors are not reused
         self._active_runs: dict[int, int] = {}   # thread id -> nesting depth of script runs
         self._writing = False
+        self._facts_checked = False   # every writer rebuilds the facts, so one check suffices
         self.last_version: int | None = None
 
     # Script runs -----------------------------------------------------------------------
@@ -156,7 +157,9 @@ class _Database:
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
         while True:
             try:
-                facts.ensure_current(self.path)
+                if not self._facts_checked:
+                    facts.ensure_current(self.path)
+                    self._facts_checked = True
                 return db.connect(self.path, read_only=True)
             except duckdb.IOException as error:
                 if not _is_lock_error(error):
