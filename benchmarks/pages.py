@@ -17,8 +17,8 @@ from tests.browser import chromium, error_messages, open_page, running_dashboard
 def _timed_load(browser, base_url: str, page_name: str) -> tuple[float, list[str]]:
     page = browser.new_page()
     open_page(page, base_url, PAGE_URL_PATHS[page_name], timeout=120)
-    # open_page waits until the finished state has held for a settle period; the load time
-    # ends when that state began, measured from the navigation start (performance.timeOrigin).
+    # open_page returns after the finished state has held for a settle period. The load time
+    # ends when that state began and starts at the navigation start (performance.timeOrigin).
     seconds = page.evaluate("() => (window.__loanlensDoneSince - performance.timeOrigin) / 1000")
     errors = error_messages(page)
     page.close()

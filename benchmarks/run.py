@@ -52,9 +52,9 @@ MEMORY_TARGET_BYTES = 4 * GIB
 PANDAS_SPEEDUP_TARGET = 10.0
 FLOOR_RATIO_TARGET = 3.0
 
-# The columns each main report reads (from the fact tables since they exist); a bare
-# aggregate over them is its scan floor. Each aggregate reads the values, because DuckDB
-# answers count(column) of a NOT NULL column from metadata without reading it.
+# The fact-table columns each main report reads. A bare aggregate over them is the report's
+# scan floor. Sums and maxima are used because DuckDB computes count(column) of a NOT NULL
+# column from metadata without reading it.
 FLOOR_SQL: dict[str, str] = {
     "vintage": (
         "select max(origination_date), sum(principal) from loan_facts;"
